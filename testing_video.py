@@ -1,0 +1,183 @@
+"""Upscale a video frame by frame, streaming (frames are read, upscaled and written as they go).
+
+    python testing_video.py                         # the original experiment on data/carphone_pristine.mp4
+    python testing_video.py --video clip.mp4 --out DIR                  # the same experiment on any video
+    python testing_video.py --video clip.mp4 --out DIR --mode upscale   # 2x in colour, sound kept
+
+experiment: each frame becomes a grey 128x128 HR frame, its LR 64x64 by degrade() and the model's
+reconstruction; writes input_video.mp4 (LR, enlarged by nearest neighbour), output_video.mp4,
+side_by_side.mp4 (LR | skimage bilinear | model | HR) and frame.png, and prints PSNR/SSIM per method.
+upscale: writes output_video.mp4 at twice the width and height, Y through the network and chroma
+bicubic, at the source's frame rate, with the source's audio stream copied.
+"""
+import argparse
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio_ffmpeg
+import matplotlib
+import numpy as np
+from tqdm import tqdm
+
+from data_preparation import (HR_SIZE, SAMPLE_VIDEO, DataError, degrade, hr_patches, read_video, to_luma,
+                              video_info)
+from model import DEFAULT_MODEL, RESULTS, load_model, upscale
+from testing import draw_panels, interpolate, measure, upscale_color
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+COLUMNS = ("low resolution", "skimage bilinear", "model", "high resolution")
+METHODS = ("skimage_bilinear", "skimage_bicubic", "model")
+
+
+def batches(frames, size):
+    iterator = iter(frames)
+    while batch := list(itertools.islice(iterator, size)):
+        yield np.stack(batch)
+
+
+class VideoWriter:
+    """Frames in [0, 1], (N, H, W, 1 or 3), into an H.264 .mp4. The file appears only when the
+    writer closes without error (temp file, then rename); `audio_from` adds that file's audio."""
+
+    def __init__(self, path, width, height, fps, grey=False, audio_from=None):
+        self.path, self.audio_from = Path(path), audio_from
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.partial = self.path.with_name(f".{self.path.stem}.partial.mp4")
+        self.writer = imageio_ffmpeg.write_frames(
+            str(self.partial), (width, height), pix_fmt_in="gray" if grey else "rgb24", fps=fps,
+            quality=8, macro_block_size=1, ffmpeg_log_level="error")
+        self.writer.send(None)
+
+    def write(self, frames):
+        for frame in np.round(np.clip(frames, 0, 1) * 255).astype(np.uint8):
+            self.writer.send(np.ascontiguousarray(frame))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, error_type, error, traceback):
+        self.writer.close()
+        if error_type is None and self.audio_from is not None:
+            self.add_audio()
+        if error_type is None:
+            os.replace(self.partial, self.path)
+        else:
+            self.partial.unlink(missing_ok=True)
+
+    def add_audio(self):
+        """Mux the source's audio stream (if it has one: `1:a?`), copied; re-encoded to AAC only
+        where the .mp4 container cannot hold the original codec."""
+        muxed = self.partial.with_name(f".{self.path.stem}.audio.mp4")
+        for audio_codec in ("copy", "aac"):
+            command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(self.partial),
+                       "-i", str(self.audio_from), "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy",
+                       "-c:a", audio_codec, str(muxed)]
+            if subprocess.run(command, capture_output=True).returncode == 0:
+                os.replace(muxed, self.partial)
+                return
+        muxed.unlink(missing_ok=True)
+        raise DataError(f"{self.audio_from}: its audio could not be copied")
+
+
+def label_band(width, height=32):
+    """A strip with the column titles, drawn once by matplotlib."""
+    figure = plt.figure(figsize=(width / 100, height / 100), dpi=100)
+    figure.patch.set_facecolor("black")
+    for i, title in enumerate(COLUMNS):
+        figure.text((i + 0.5) / len(COLUMNS), 0.5, title, color="white", ha="center", va="center", fontsize=8)
+    figure.canvas.draw()
+    band = np.asarray(figure.canvas.buffer_rgba())[..., :1].astype(np.float32) / 255
+    plt.close(figure)
+    return band
+
+
+def experiment(model, video, out, frame_number=60, batch_size=32):
+    """The original repo's experiment on any video; returns {method: (mean PSNR, mean SSIM)}."""
+    fps = video_info(video)["fps"]
+    band = label_band(len(COLUMNS) * HR_SIZE)
+    scores = {method: [] for method in METHODS}
+    shown = None
+    out = Path(out)
+    with VideoWriter(out / "input_video.mp4", HR_SIZE, HR_SIZE, fps, grey=True) as inputs, \
+            VideoWriter(out / "output_video.mp4", HR_SIZE, HR_SIZE, fps, grey=True) as outputs, \
+            VideoWriter(out / "side_by_side.mp4", len(COLUMNS) * HR_SIZE, HR_SIZE + len(band), fps,
+                        grey=True) as side_by_side, \
+            tqdm(desc=Path(video).name, unit="frame") as progress:
+        first = 0
+        for frames in batches(read_video(video), batch_size):
+            hr = np.stack([hr_patches(to_luma(frame), "resize")[0] for frame in frames]).astype(np.float32)
+            lr = degrade(hr)
+            results = {method: interpolate(lr, method) for method in METHODS[:-1]}
+            results["model"] = upscale(model, lr, batch_size)
+            enlarged = lr.repeat(2, axis=1).repeat(2, axis=2)  # nearest neighbour, to be seen
+            inputs.write(enlarged)
+            outputs.write(results["model"])
+            row = np.concatenate([enlarged, results["skimage_bilinear"], results["model"], hr], axis=2)
+            side_by_side.write(np.concatenate([np.broadcast_to(band, (len(row), *band.shape)), row], axis=1))
+            for method, sr in results.items():
+                scores[method] += [measure(target, image) for target, image in zip(hr, sr)]
+            if first <= frame_number < first + len(frames):
+                i = frame_number - first
+                shown = lr[i:i + 1], hr[i:i + 1], {m: sr[i:i + 1] for m, sr in results.items()}
+            first += len(frames)
+            progress.update(len(frames))
+        if first == 0:
+            raise DataError(f"{video}: the video has no frames")
+    if shown is None:
+        raise DataError(f"--frame {frame_number}: the video has only {first} frames")
+    draw_panels(*shown, out, show=False, count=1, name="frame.png")
+    means = {method: tuple(np.mean(values, 0)) for method, values in scores.items()}
+    print(f"{first} frames, PSNR / SSIM on the grey 128x128 frames:")
+    for method, (psnr, ssim) in means.items():
+        print(f"  {method:18s} {psnr:6.2f} dB  {ssim:.4f}")
+    return means
+
+
+def upscale_video(model, video, out, batch_size=8):
+    """2x the video as it is, in colour, at its frame rate, with its audio."""
+    info = video_info(video)
+    width, height = info["size"]
+    count = 0
+    with VideoWriter(Path(out) / "output_video.mp4", 2 * width, 2 * height, info["fps"], audio_from=video) as writer, \
+            tqdm(desc=Path(video).name, unit="frame") as progress:
+        for frames in batches(read_video(video), batch_size):
+            writer.write(upscale_color(model, frames))
+            count += len(frames)
+            progress.update(len(frames))
+        if count == 0:
+            raise DataError(f"{video}: the video has no frames")
+    print(f"{Path(out) / 'output_video.mp4'}: {count} frames at {2 * width}x{2 * height}, {info['fps']} fps")
+    return count
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--video", type=Path, default=SAMPLE_VIDEO, help="input video (default: the bundled sample)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="output folder (default: results/)")
+    parser.add_argument("--mode", choices=["experiment", "upscale"], default="experiment",
+                        help="experiment: grey 128x128 frames, LR by degrade(), comparison videos; "
+                             "upscale: the video as it is, 2x, in colour, with sound (default: experiment)")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="the model (default: model.h5)")
+    parser.add_argument("--frame", type=int, default=60, help="experiment: the frame shown in frame.png (default: 60)")
+    parser.add_argument("--batch-size", type=int, default=32, help="frames upscaled at once (default: 32)")
+    args = parser.parse_args(argv)
+    try:
+        if not args.video.is_file():
+            raise DataError(f"{args.video}: no such file")
+        video_info(args.video)  # a one-line error for a file that is not a video, before any writing
+        model = load_model(args.model)
+        if args.mode == "experiment":
+            experiment(model, args.video, args.out, args.frame, args.batch_size)
+        else:
+            upscale_video(model, args.video, args.out, args.batch_size)
+    except DataError as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Shared fixtures: the repo on sys.path, two logical CPU devices (for MirroredStrategy), and small
+generated images, datasets and videos."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+# Must happen before TensorFlow touches a device: MirroredStrategy then has two CPU replicas.
+_cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import imageio_ffmpeg  # noqa: E402
+
+import data_preparation  # noqa: E402
+
+BENCHMARKS = REPO.parent / "shared" / "benchmarks"
+
+
+def natural_image(height, width, seed=0):
+    """A smooth random image with edges, in [0, 1], (H, W, 3): something like a photograph."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    image = np.stack([0.5 + 0.4 * np.sin(6 * x + 3 * y + k) * np.cos(4 * y - k) for k in range(3)], -1)
+    image += ((x > 0.5) ^ (y > 0.4))[..., None] * 0.2 + rng.normal(0, 0.02, image.shape)
+    return np.clip(image, 0, 1).astype(np.float32)
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path):
+    """A small .npz dataset (48 training and 8 test pairs) of generated images, made by degrade()."""
+    hr = np.stack([data_preparation.to_luma(natural_image(128, 128, seed)) for seed in range(56)])
+    lr = data_preparation.degrade(hr)
+    path = tmp_path / "tiny.npz"
+    data_preparation.save_dataset(path, lr[:48], hr[:48], lr[48:], hr[48:])
+    return path
+
+
+def make_video(path, width, height, frames, audio=False, codec="libx264"):
+    """A generated test video (ffmpeg's test pattern), optionally with a sine sound track."""
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi",
+               "-i", f"testsrc=size={width}x{height}:rate=10"]
+    if audio:
+        command += ["-f", "lavfi", "-i", "sine=frequency=440", "-c:a", "aac"]
+    pixel_format = ["-pix_fmt", "yuv420p"] if codec == "libx264" else []
+    command += ["-frames:v", str(frames), "-c:v", codec, *pixel_format, "-shortest", str(path)]
+    subprocess.run(command, check=True, capture_output=True)
+    return path
+
+
+def ffprobe_streams(path):
+    """The 'Stream' lines ffmpeg prints for a file."""
+    result = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+                            capture_output=True, text=True)
+    return [line.strip() for line in result.stderr.splitlines() if "Stream #" in line]

@@ -1,0 +1,288 @@
+"""data_preparation.py: the degradation, the colour convention, image and video ingestion, datasets."""
+import types
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from PIL import Image
+from conftest import BENCHMARKS, REPO, make_video, natural_image
+
+import data_preparation as dp
+
+
+# --- degrade and to_luma ----------------------------------------------------------------------
+
+
+def test_degrade_halves_size_and_rounds_to_8_bits():
+    hr = np.stack([natural_image(64, 96, seed) for seed in range(2)])
+    lr = dp.degrade(hr)
+    assert lr.shape == (2, 32, 48, 3) and lr.dtype == np.float32
+    assert 0 <= lr.min() and lr.max() <= 1
+    np.testing.assert_allclose(lr * 255, np.round(lr * 255), atol=1e-4)
+    # Antialiased bicubic keeps a flat image flat and the mean of a smooth one.
+    assert np.allclose(dp.degrade(np.full((1, 8, 8, 1), 100 / 255, np.float32)), 100 / 255)
+    assert abs(lr.mean() - hr.mean()) < 0.01
+
+
+def test_degrade_refuses_odd_sizes():
+    with pytest.raises(ValueError, match="even"):
+        dp.degrade(np.zeros((1, 9, 8, 1), np.float32))
+    assert dp.modcrop(np.zeros((9, 11, 3))).shape == (8, 10, 3)
+
+
+def test_to_luma_is_bt601_like_matlab():
+    white, black = np.ones((1, 1, 3), np.float32), np.zeros((1, 1, 3), np.float32)
+    assert dp.to_luma(white)[0, 0, 0] == pytest.approx(235 / 255, abs=1e-5)
+    assert dp.to_luma(black)[0, 0, 0] == pytest.approx(16 / 255, abs=1e-5)
+    red = np.array([[[1, 0, 0]]], np.float32)
+    assert dp.to_luma(red)[0, 0, 0] == pytest.approx((16 + 65.481) / 255, abs=1e-5)
+    grey = np.random.default_rng(0).random((4, 5, 1)).astype(np.float32)
+    np.testing.assert_array_equal(dp.to_luma(grey), grey)
+    rgba = np.concatenate([white, np.zeros((1, 1, 1), np.float32)], -1)
+    assert dp.to_luma(rgba)[0, 0, 0] == pytest.approx(235 / 255, abs=1e-5)
+
+
+@pytest.mark.skipif(not BENCHMARKS.is_dir(), reason="../shared/benchmarks is not beside the checkout")
+@pytest.mark.parametrize("name, published, tolerance", [("Set5", 33.66, 0.1), ("Set14", 30.24, 0.15)])
+def test_degrade_reproduces_published_bicubic(name, published, tolerance):
+    from testing import benchmark_images, interpolate, measure
+    psnrs = []
+    for _, hr in benchmark_images(BENCHMARKS / name):
+        lr = dp.to_luma(dp.degrade(hr))
+        psnrs.append(measure(dp.to_luma(hr), interpolate(lr[None], "bicubic")[0])[0])
+    assert abs(np.mean(psnrs) - published) <= tolerance, np.mean(psnrs)
+
+
+# --- reading images: every kind of bad input --------------------------------------------------
+
+
+@pytest.fixture
+def messy_folder(tmp_path):
+    """Good images of every format beside broken and odd files, in nested folders."""
+    folder = tmp_path / "photos"
+    (folder / "nested" / "deeper").mkdir(parents=True)
+    rgb = (natural_image(300, 260, 1) * 255).astype(np.uint8)
+    iio.imwrite(folder / "rgb.jpg", rgb)
+    iio.imwrite(folder / "nested" / "grey.png", rgb[..., 0])
+    iio.imwrite(folder / "nested" / "deeper" / "rgba.png", np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)]))
+    iio.imwrite(folder / "sixteen.png", (natural_image(256, 256, 2)[..., 0] * 65535).astype(np.uint16))
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE).save(folder / "palette.png")
+    iio.imwrite(folder / "small.png", rgb[:50, :70])
+    png = (folder / "rgb.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(png[: len(png) // 3])
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.txt").write_text("not an image\n")
+    return folder
+
+
+GOOD = {"rgb.jpg", "grey.png", "rgba.png", "sixteen.png", "palette.png"}
+BAD = {"small.png", "truncated.jpg", "empty.png", "notes.txt"}
+
+
+def test_read_image_normalises_formats(messy_folder):
+    sixteen = dp.read_image(messy_folder / "sixteen.png")
+    assert sixteen.shape == (256, 256, 1) and sixteen.dtype == np.float32 and 0 <= sixteen.min() <= sixteen.max() <= 1
+    assert len(np.unique(sixteen)) > 256  # the 16 bits were kept, not cut to 8
+    assert dp.read_image(messy_folder / "nested" / "deeper" / "rgba.png").shape == (300, 260, 4)
+    assert dp.read_image(messy_folder / "palette.png").shape[-1] in (3, 4)
+    for name in ["truncated.jpg", "empty.png", "notes.txt", "missing.png"]:
+        with pytest.raises(dp.DataError, match=name):
+            dp.read_image(messy_folder / name)
+
+
+@pytest.mark.parametrize("mode", ["crops", "resize"])
+def test_load_images_takes_good_files_and_warns_about_bad_ones(messy_folder, capsys, mode):
+    hr, lr = dp.load_images(messy_folder, mode=mode, progress=False)
+    assert hr.shape[1:] == (128, 128, 1) and lr.shape[1:] == (64, 64, 1)
+    assert hr.dtype == lr.dtype == np.float32 and 0 <= hr.min() and hr.max() <= 1
+    np.testing.assert_allclose(lr, dp.degrade(hr), atol=1 / 255 + 1e-6)  # hr was rounded to 8 bits
+    if mode == "resize":
+        assert len(hr) == len(GOOD)
+    else:
+        assert len(hr) >= len(GOOD) * 2  # 256-300 px images hold two or four 128 crops
+    warnings = capsys.readouterr().err.strip().splitlines()
+    warned = {name for name in BAD | GOOD if any(name in line for line in warnings)}
+    assert warned == BAD
+    assert all(line.startswith("warning: ") for line in warnings)
+
+
+def run_main(main, args, capsys):
+    """(exit code, stderr) of a script's main() as the interpreter would show them: sys.exit("msg")
+    prints msg to stderr and exits 1."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    code, err = exit_info.value.code, capsys.readouterr().err
+    return (1, err + code + "\n") if isinstance(code, str) else (code, err)
+
+
+def test_cli_ingests_a_messy_folder(messy_folder, tmp_path, capsys):
+    out = tmp_path / "out.npz"
+    assert dp.main(["--images", str(messy_folder), "--out", str(out), "--test-fraction", "0.3"]) is None
+    x_train, y_train, x_test, y_test = dp.load_dataset(out)
+    assert len(x_train) > 0 and len(x_test) > 0 and y_train.shape[1:] == (128, 128, 1)
+    assert "truncated.jpg" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", ["missing folder", "no usable image", "unreadable video"])
+def test_cli_errors_are_one_line_and_write_nothing(tmp_path, capsys, case):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("hello")
+    (tmp_path / "video.mp4").write_bytes(b"\x00" * 1000)
+    args = {"missing folder": ["--images", str(tmp_path / "nowhere")],
+            "no usable image": ["--images", str(empty)],
+            "unreadable video": ["--video", str(tmp_path / "video.mp4")]}[case]
+    out = tmp_path / "out.npz"
+    code, err = run_main(dp.main, args + ["--out", str(out)], capsys)
+    assert code != 0 and "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("error")] == [err.splitlines()[-1]]
+    assert not out.exists()
+
+
+# --- video ----------------------------------------------------------------------------------
+
+
+def test_read_video_streams_frames(tmp_path):
+    video = make_video(tmp_path / "clip.mp4", 96, 64, frames=12)
+    frames = dp.read_video(video)
+    assert isinstance(frames, types.GeneratorType)  # frames come one at a time, never all at once
+    first = next(frames)
+    assert first.shape == (64, 96, 3) and first.dtype == np.float32 and 0 <= first.min() <= first.max() <= 1
+    assert 1 + sum(1 for _ in frames) == 12
+    out = tmp_path / "video.npz"
+    dp.main(["--video", str(video), "--out", str(out), "--test-fraction", "0.25"])
+    x_train, y_train, x_test, y_test = dp.load_dataset(out)
+    assert (len(x_train), len(x_test)) == (9, 3) and x_test.shape[1:] == (64, 64, 1)
+
+
+# --- datasets ---------------------------------------------------------------------------------
+
+
+def test_save_load_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = [np.round(rng.random(shape) * 255).astype(np.float32) / 255
+              for shape in [(5, 64, 64, 1), (5, 128, 128, 1), (2, 64, 64, 1), (2, 128, 128, 1)]]
+    dp.save_dataset(tmp_path / "a.npz", *arrays)
+    dp.save_dataset(tmp_path / "b.npz", *arrays)
+    with np.load(tmp_path / "a.npz", allow_pickle=False) as stored:
+        assert sorted(stored.files) == sorted(dp.KEYS) and all(stored[k].dtype == np.uint8 for k in dp.KEYS)
+    loaded = dp.load_dataset(tmp_path / "a.npz")
+    for original, back in zip(arrays, loaded):
+        assert back.dtype == np.float32
+        np.testing.assert_allclose(back, original, atol=1e-6)
+    both = dp.load_dataset([tmp_path / "a.npz", tmp_path / "b.npz"])
+    assert [len(a) for a in both] == [10, 10, 4, 4]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "b.npz"]  # no temp file left
+
+
+def test_load_dataset_rejects_bad_files(tmp_path):
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 broken")
+    np.savez(tmp_path / "objects.npz", x_train=np.array([{}], dtype=object), y_train=np.zeros(1),
+             x_test=np.zeros(1), y_test=np.zeros(1))
+    for name, message in [("other.npz", "missing"), ("broken.npz", "cannot read"), ("objects.npz", "cannot read"),
+                          ("absent.npz", "cannot read")]:
+        with pytest.raises(dp.DataError, match=message):
+            dp.load_dataset(tmp_path / name)
+
+
+def test_interrupted_save_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "data.npz"
+    arrays = [np.zeros((1, 4, 4, 1), np.float32)] * 4
+    dp.save_dataset(path, *arrays)
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez_compressed", crash)
+    with pytest.raises(KeyboardInterrupt):
+        dp.save_dataset(path, *arrays)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["data.npz"]
+
+
+# --- the bundled data -------------------------------------------------------------------------
+
+
+def test_bundled_dataset_layout():
+    with np.load(dp.DEFAULT_DATASET, allow_pickle=False) as stored:
+        arrays = {key: stored[key] for key in dp.KEYS}
+    assert all(a.dtype == np.uint8 for a in arrays.values())
+    assert arrays["x_train"].shape[1:] == arrays["x_test"].shape[1:] == (64, 64, 1)
+    assert arrays["y_train"].shape[1:] == arrays["y_test"].shape[1:] == (128, 128, 1)
+    assert len(arrays["x_train"]) == len(arrays["y_train"]) >= 2000
+    assert len(arrays["x_test"]) == len(arrays["y_test"]) >= 200
+    sample = arrays["y_test"][:16].astype(np.float32) / 255
+    np.testing.assert_array_equal(np.round(dp.degrade(sample) * 255).astype(np.uint8), arrays["x_test"][:16])
+    assert sum(p.stat().st_size for p in (REPO / "data").iterdir()) < 40e6
+    assert (REPO / "data" / "SOURCES.md").is_file()
+    frame = next(dp.read_video(dp.SAMPLE_VIDEO))
+    assert frame.ndim == 3 and frame.shape[-1] == 3
+
+
+BLOCK, GRID, STRIDE = 16, 8, 4  # 8x8 blocks of 16x16 pixels describe a 128x128 crop: robust to small shifts
+
+
+def normalised(blocks):
+    blocks = blocks.reshape(len(blocks), -1)
+    blocks = blocks - blocks.mean(1, keepdims=True)
+    return blocks / (np.linalg.norm(blocks, axis=1, keepdims=True) + 1e-8)
+
+
+def crop_descriptors(crops):
+    n = len(crops)
+    return normalised(crops.reshape(n, GRID, BLOCK, GRID, BLOCK).mean((2, 4)))
+
+
+def window_descriptors(image):
+    """Descriptors of every 128x128 window of a (H, W) image at STRIDE, from one box filter."""
+    sums = np.pad(image.astype(np.float64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    box = (sums[BLOCK:, BLOCK:] - sums[:-BLOCK, BLOCK:] - sums[BLOCK:, :-BLOCK] + sums[:-BLOCK, :-BLOCK]) / BLOCK**2
+    span = BLOCK * (GRID - 1) + 1
+    views = np.lib.stride_tricks.sliding_window_view(box, (span, span))[::STRIDE, ::STRIDE, ::BLOCK, ::BLOCK]
+    return normalised(views.reshape(-1, GRID, GRID)), views.shape[1]
+
+
+def benchmark_matches(crops, threshold=0.97):
+    """(crop index, benchmark image) pairs where a crop is a window of a benchmark image: the
+    block pattern correlates above `threshold` and the pixels agree within 4 grey levels (RMS)."""
+    wanted = crop_descriptors(crops)
+    matches = set()
+    for path in sorted(BENCHMARKS.glob("Set*/*.png")):
+        luma = dp.to_luma(dp.read_image(path)[..., :3])[..., 0]
+        windows, columns = window_descriptors(luma)
+        for crop, window in zip(*np.nonzero(wanted @ windows.T > threshold)):
+            top, left = STRIDE * (window // columns), STRIDE * (window % columns)
+            # The crop may sit up to STRIDE - 1 pixels off the window grid: try those offsets.
+            for dy in range(STRIDE):
+                for dx in range(STRIDE):
+                    candidate = luma[top + dy:top + dy + 128, left + dx:left + dx + 128]
+                    if candidate.shape == crops[crop].shape and \
+                            np.sqrt(np.mean((crops[crop] - candidate) ** 2)) < 4 / 255:
+                        matches.add((int(crop), path.name))
+    return sorted(matches)
+
+
+@pytest.mark.skipif(not BENCHMARKS.is_dir(), reason="../shared/benchmarks is not beside the checkout")
+def test_bundled_data_holds_no_benchmark_image():
+    _, y_train, _, y_test = dp.load_dataset(dp.DEFAULT_DATASET)
+    crops = np.concatenate([y_train, y_test])[..., 0]
+    # The check works: a crop of Set14's baboon slipped in (shifted by 2 pixels) is found.
+    baboon = dp.to_luma(dp.read_image(BENCHMARKS / "Set14" / "baboon.png"))[..., 0]
+    planted = baboon[102:230, 50:178] + np.random.default_rng(0).normal(0, 1 / 255, (128, 128))
+    assert (0, "baboon.png") in benchmark_matches(planted[None].astype(np.float32))
+    assert benchmark_matches(crops) == []
+
+
+def test_sources_exclude_benchmark_files():
+    assert {"baboon.jpg", "lena.jpg"} <= dp.EXCLUDED
+    assert all(Path(p).name not in dp.EXCLUDED for p in dp.source_files())
+
+
+def test_missing_source_is_named_with_its_install_line(monkeypatch, capsys):
+    missing = ("nothing-here", "apt-get install nothing-here", "/nonexistent/folder", ["*.jpg"])
+    monkeypatch.setattr(dp, "SOURCES", [missing, dp.SOURCES[0]])
+    files = dp.source_files()
+    assert "apt-get install nothing-here" in capsys.readouterr().err
+    assert files and all("skimage" in str(p) for p in files)  # the others are still used

@@ -1,0 +1,194 @@
+"""model.py and training.py: architectures, saving, learning, resuming, distribution."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import REPO, natural_image
+
+import data_preparation as dp
+import model
+import training
+
+TINY = dict(width=8, blocks=1)
+
+
+def tiny_run(tiny_dataset, out, **kwargs):
+    settings = dict(epochs=3, batch_size=8, patch=24, lr=3e-3, verbose=0, precision="float32")
+    return training.run(lambda: model.build_residual(**TINY), out, data=[tiny_dataset], **{**settings, **kwargs})
+
+
+def test_residual_model_takes_any_size():
+    net = model.build_model(**TINY)
+    assert net.predict_on_batch(np.zeros((2, 37, 53, 1), np.float32)).shape == (2, 74, 106, 1)
+    assert net.predict_on_batch(np.zeros((1, 64, 64, 1), np.float32)).shape == (1, 128, 128, 1)
+
+
+def test_untrained_residual_model_is_near_bicubic():
+    """The global skip is bicubic: with the residual branch silenced, the output is bicubic."""
+    net = model.build_model(**TINY)
+    last = net.get_layer("to_subpixels")
+    last.set_weights([np.zeros_like(w) for w in last.get_weights()])
+    lr = dp.to_luma(natural_image(40, 30))[None]
+    expected = tf.image.resize(lr, (80, 60), method="bicubic").numpy()
+    np.testing.assert_allclose(net.predict_on_batch(lr), expected, atol=1e-5)
+
+
+def test_seed_architecture_maps_64_to_128():
+    seed = model.build_model("seed")
+    assert seed.input_shape == (None, 64, 64, 1) and seed.output_shape == (None, 128, 128, 1)
+    assert [type(layer).__name__ for layer in seed.layers] == [
+        "Conv2D", "Conv2D", "Conv2D", "Dropout", "Conv2DTranspose", "Conv2DTranspose", "Conv2DTranspose",
+        "Dropout", "Flatten", "Dense", "Reshape"]
+    assert seed.count_params() > 80e6  # the Dense layer alone: 72*72 x 128*128 weights
+    assert seed.predict_on_batch(np.zeros((1, 64, 64, 1), np.float32)).shape == (1, 128, 128, 1)
+
+
+def test_unknown_architecture_is_refused():
+    with pytest.raises(ValueError, match="unknown architecture"):
+        model.build_model("vdsr")
+
+
+def test_h5_round_trip_gives_identical_outputs(tmp_path):
+    net = model.build_model(**TINY)
+    net.get_layer("head").set_weights([w + 0.01 for w in net.get_layer("head").get_weights()])
+    training.save_model_atomically(net, tmp_path / "m.h5")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.h5"]
+    loaded = keras.models.load_model(tmp_path / "m.h5", compile=False, safe_mode=True)
+    x = dp.to_luma(natural_image(30, 50))[None]
+    np.testing.assert_array_equal(loaded.predict_on_batch(x), net.predict_on_batch(x))
+
+
+def test_mixed_precision_copy_keeps_the_weights():
+    net = model.build_model(**TINY)
+    mixed = model.with_precision(net, "mixed_bfloat16")
+    assert mixed.get_layer("head").dtype_policy.name == "mixed_bfloat16"
+    assert mixed.get_layer("sr").dtype_policy.name == "float32"  # the output stays full precision
+    back = model.with_precision(mixed, "float32")
+    x = dp.to_luma(natural_image(24, 24))[None]
+    np.testing.assert_array_equal(back.predict_on_batch(x), net.predict_on_batch(x))
+    np.testing.assert_allclose(mixed.predict_on_batch(x), net.predict_on_batch(x), atol=0.02)
+
+
+def test_bad_model_files_give_a_clear_error(tmp_path):
+    with pytest.raises(dp.DataError, match="python model.py"):
+        model.load_model(tmp_path / "absent.h5")
+    (tmp_path / "broken.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
+    with pytest.raises(dp.DataError, match="python model.py"):
+        model.load_model(tmp_path / "broken.h5")
+
+
+def test_small_model_learns(tiny_dataset, tmp_path):
+    fit = tiny_run(tiny_dataset, tmp_path / "m.h5", epochs=6, history=tmp_path / "history.csv")
+    losses = fit.history["loss"]
+    assert losses[-1] < 0.7 * losses[0]
+    assert fit.history["val_psnr"][-1] > fit.history["val_psnr"][0]
+    assert (tmp_path / "m.h5").is_file() and (tmp_path / "training_curve.png").is_file()
+    assert not (tmp_path / ".m.h5.resume").exists()  # a finished run leaves nothing to resume
+    # The checkpoint holds the best epoch, and loads in safe mode.
+    loaded = model.load_model(tmp_path / "m.h5")
+    _, _, x_test, y_test = dp.load_dataset(tiny_dataset)
+    psnr = np.mean(tf.image.psnr(y_test, model.upscale(loaded, x_test), 1.0))
+    assert psnr == pytest.approx(max(fit.history["val_psnr"]), abs=0.05)
+
+
+def test_pipeline_pairs_patches_and_augments_consistently():
+    hr = np.stack([dp.to_luma(natural_image(128, 128, s)) for s in range(4)])
+    lr = dp.degrade(hr)
+    batch_lr, batch_hr = next(iter(training.make_pipeline(lr, hr, batch_size=4, patch=16, seed=3)))
+    assert batch_lr.shape == (4, 16, 16, 1) and batch_hr.shape == (4, 32, 32, 1)
+    # Whatever crop and flip/rotation was drawn, the HR patch still degrades to the LR patch.
+    np.testing.assert_allclose(dp.degrade(batch_hr.numpy()), batch_lr.numpy(), atol=0.03)
+
+
+def test_mirrored_strategy_over_two_cpus(tiny_dataset, tmp_path):
+    strategy = training.make_strategy("mirrored")
+    assert strategy.num_replicas_in_sync == 2
+    fit = tiny_run(tiny_dataset, tmp_path / "m.h5", epochs=2, strategy="mirrored")
+    assert np.isfinite(fit.history["loss"]).all() and (tmp_path / "m.h5").is_file()
+
+
+def test_training_cli_continues_a_model(tiny_dataset, tmp_path):
+    net = model.build_model(**TINY)
+    training.save_model_atomically(net, tmp_path / "m.h5")
+    before = (tmp_path / "m.h5").stat().st_mtime_ns
+    training.main(["--model", str(tmp_path / "m.h5"), "--data", str(tiny_dataset), "--epochs", "2",
+                   "--batch-size", "8", "--patch", "24", "--precision", "float32",
+                   "--history", str(tmp_path / "h.csv")])
+    assert (tmp_path / "m.h5").stat().st_mtime_ns != before  # better than the untrained start, so replaced
+    assert len((tmp_path / "h.csv").read_text().splitlines()) == 3
+
+
+def test_resume_after_sigkill(tiny_dataset, tmp_path):
+    """Killed with SIGKILL mid-run and started again with the same command, training goes on
+    from its last backup (weights, optimizer and step) and ends at the planned step."""
+    out = tmp_path / "m.h5"
+    command = [sys.executable, str(REPO / "model.py"), "--width", "8", "--blocks", "1", "--epochs", "60",
+               "--batch-size", "8", "--patch", "24", "--data", str(tiny_dataset), "--out", str(out),
+               "--history", str(tmp_path / "h.csv"), "--backup-every", "3", "--precision", "float32"]
+    state_file = tmp_path / ".m.h5.resume" / "state.json"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and first.poll() is None:
+        if state_file.is_file() and json.loads(state_file.read_text())["epoch"] >= 3:
+            break
+        time.sleep(0.05)
+    assert first.poll() is None, "the run ended before it could be killed:\n" + first.stdout.read().decode()
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    saved = json.loads(state_file.read_text())
+    assert model.load_model(out)  # the best model on disk is whole, whenever the kill came
+    second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"resuming {out} at epoch {saved['epoch'] + 1}" in second.stdout
+    resumed_step = int(second.stdout.split("resuming")[1].split("step ")[1].split()[0])
+    assert resumed_step >= 3 * saved["epoch"]  # the optimizer's step count came back, not zero
+    epochs = [int(line.split(",")[0]) for line in (tmp_path / "h.csv").read_text().splitlines()[1:]]
+    assert epochs[-1] == 59 and saved["epoch"] in epochs  # the log goes on, not from scratch
+    assert not state_file.parent.exists()
+
+
+def test_committed_model_loads_in_safe_mode_and_keeps_its_contract():
+    net = keras.models.load_model(REPO / "model.h5", compile=False, safe_mode=True)
+    for shape in [(1, 64, 64, 1), (2, 37, 53, 1)]:
+        out = net.predict_on_batch(np.random.default_rng(0).random(shape).astype(np.float32))
+        assert out.shape == (shape[0], 2 * shape[1], 2 * shape[2], 1)
+    lr = dp.to_luma(natural_image(64, 64))[None]
+    sr = model.upscale(net, lr)
+    assert sr.dtype == np.float32 and 0 <= sr.min() and sr.max() <= 1
+    assert all(layer.dtype_policy.name == "float32" for layer in net.layers)
+
+
+def test_tiled_upscale_equals_untiled():
+    net = model.load_model(REPO / "model.h5")
+    lr = dp.to_luma(natural_image(150, 230, 5))[None]
+    whole = model.upscale(net, lr)
+    tiled = model.upscale(net, lr, tile=40)
+    assert tiled.shape == whole.shape == (1, 300, 460, 1)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+def test_self_ensemble_is_the_mean_over_flips():
+    net = model.build_model(**TINY)
+    lr = dp.to_luma(natural_image(20, 28))[None]
+    ensemble = model.upscale(net, lr, self_ensemble=True)
+    assert ensemble.shape == (1, 40, 56, 1)
+    assert not np.allclose(ensemble, model.upscale(net, lr))  # the 8 views really differ
+    np.testing.assert_allclose(model.upscale(net, lr[:, ::-1], self_ensemble=True)[:, ::-1], ensemble, atol=1e-5)
+
+
+def test_continuing_never_replaces_a_model_by_a_worse_one(tiny_dataset, tmp_path):
+    tiny_run(tiny_dataset, tmp_path / "m.h5", epochs=3)
+    before = (tmp_path / "m.h5").read_bytes()
+    # With a learning rate of zero no epoch can beat the starting point, so the file stays as it was.
+    training.main(["--model", str(tmp_path / "m.h5"), "--data", str(tiny_dataset), "--epochs", "1", "--lr", "0",
+                   "--batch-size", "8", "--patch", "24", "--precision", "float32",
+                   "--history", str(tmp_path / "h.csv")])
+    assert (tmp_path / "m.h5").read_bytes() == before
