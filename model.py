@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-import data_preparation  # noqa: F401  (sets TensorFlow's log level before TensorFlow loads)
+import data_preparation  # first: it sets TensorFlow's log level before TensorFlow loads
 import keras
 import tensorflow as tf
 from data_preparation import LR_SIZE, REPO, SCALE
