@@ -1,5 +1,8 @@
 """data_preparation.py: the degradation, the colour convention, image and video ingestion, datasets."""
+import io
+import struct
 import types
+import zlib
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -193,10 +196,15 @@ def test_interrupted_save_leaves_the_old_file(tmp_path, monkeypatch):
     dp.save_dataset(path, *arrays)
     before = path.read_bytes()
 
-    def crash(*args, **kwargs):
-        raise KeyboardInterrupt
+    write_array = np.lib.format.write_array
+    written = []
 
-    monkeypatch.setattr(np, "savez_compressed", crash)
+    def crash_on_second_array(*args, **kwargs):  # interrupted mid-file, one array already out
+        if written:
+            raise KeyboardInterrupt
+        written.append(write_array(*args, **kwargs))
+
+    monkeypatch.setattr(np.lib.format, "write_array", crash_on_second_array)
     with pytest.raises(KeyboardInterrupt):
         dp.save_dataset(path, *arrays)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["data.npz"]
@@ -286,3 +294,78 @@ def test_missing_source_is_named_with_its_install_line(monkeypatch, capsys):
     files = dp.source_files()
     assert "apt-get install nothing-here" in capsys.readouterr().err
     assert files and all("skimage" in str(p) for p in files)  # the others are still used
+
+
+# --- GCompris: photographs inside Qt resource bundles ------------------------------------------
+
+
+def qt_bundle(folder, files):
+    """Bytes of a Qt .rcc (format version 3) with `files` {name: (data, zlib?)} in one folder."""
+    names, data = b"", b""
+
+    def name_offset(name):
+        nonlocal names
+        offset = len(names)
+        names += struct.pack(">HI", len(name), 0) + name.encode("utf-16-be")
+        return offset
+
+    entries = [struct.pack(">IHII", 0, 2, 1, 1) + bytes(8),  # root: one child, entry 1
+               struct.pack(">IHII", name_offset(folder), 2, len(files), 2) + bytes(8)]
+    for name, (payload, compressed) in files.items():
+        stored = struct.pack(">I", len(payload)) + zlib.compress(payload) if compressed else payload
+        entries.append(struct.pack(">IHHHI", name_offset(name), int(compressed), 0, 0, len(data)) + bytes(8))
+        data += struct.pack(">I", len(stored)) + stored
+    tree = b"".join(entries)
+    return struct.pack(">4sIIIII", b"qres", 3, 24, 24 + len(tree), 24 + len(tree) + len(data), 0) + \
+        tree + data + names
+
+
+def png_bytes(seed):
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(natural_image(160, 200, seed=seed)[..., 0] * 255).astype(np.uint8)).save(
+        buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_qt_resources_reads_raw_and_compressed_files(tmp_path):
+    photo = png_bytes(1)
+    bundle = tmp_path / "animals.rcc"
+    bundle.write_bytes(qt_bundle("resource", {"cat.webp": (photo, False), "README": (b"hello " * 50, True)}))
+    files = {f.name: f for f in dp.qt_resources(bundle)}
+    assert sorted(files) == ["resource/README", "resource/cat.webp"]
+    assert files["resource/README"].data == b"hello " * 50
+    assert str(files["resource/cat.webp"]) == f"{bundle}:resource/cat.webp"
+    image = dp.read_image(files["resource/cat.webp"])
+    assert image.shape == (160, 200, 1) and image.dtype == np.float32
+
+
+def test_qt_resources_rejects_other_files(tmp_path):
+    (tmp_path / "fake.rcc").write_bytes(b"PK\x03\x04" + bytes(40))
+    with pytest.raises(dp.DataError, match="fake.rcc: not a Qt resource bundle"):
+        dp.qt_resources(tmp_path / "fake.rcc")
+
+
+def test_readme_credits_reads_both_layouts():
+    readme = ("Copyright: Someone\nLicense: CC0-1.0\nSource: https://example.org/a\nFiles:\na.webp\nb.webp\n\n"
+              "Copyright: Other\nFiles: c.webp\nSource: https://example.org/c\nLicense: CC-BY-SA-4.0\n")
+    credits = dp.readme_credits(readme)
+    assert sorted(credits) == ["a.webp", "b.webp", "c.webp"]
+    assert credits["b.webp"]["License"] == "CC0-1.0"
+    assert credits["c.webp"] == {"Copyright": "Other", "Source": "https://example.org/c", "License": "CC-BY-SA-4.0"}
+
+
+def test_gcompris_photos_keep_free_licences_once(tmp_path, monkeypatch, capsys):
+    free, other = png_bytes(2), png_bytes(3)
+    readme = ("Copyright: A\nLicense: CC-BY-SA-4.0\nFiles: free.webp copy.webp\n\n"
+              "Copyright: B\nLicense: GPLv3\nFiles: gpl.webp\n")
+    (tmp_path / "one.rcc").write_bytes(qt_bundle("resource", {
+        "README": (readme.encode(), False), "free.webp": (free, False), "copy.webp": (free, False),
+        "gpl.webp": (other, False), "uncredited.webp": (other, False)}))
+    monkeypatch.setattr(dp, "GCOMPRIS", ("gcompris-qt-data", "apt-get install x", str(tmp_path), ["one.rcc"]))
+    photos, credits = dp.gcompris_photos()
+    assert [p.name for p in photos] == ["resource/free.webp"]
+    assert credits[0][1]["Copyright"] == "A"
+
+    monkeypatch.setattr(dp, "GCOMPRIS", ("gcompris-qt-data", "apt-get install x", str(tmp_path / "no"), ["one.rcc"]))
+    assert dp.gcompris_photos() == ([], [])
+    assert "apt-get install x" in capsys.readouterr().err
