@@ -463,9 +463,10 @@ def gcompris_photos():
                           for file, fields in readme_credits(readme.data.decode("utf-8", "replace")).items()})
         for member in members:
             fields = known.get(member.name, {})
+            if not (member.name.endswith(".webp") and FREE_LICENCE.search(fields.get("License", ""))):
+                continue
             digest = hashlib.sha256(member.data).digest()
-            if member.name.endswith(".webp") and FREE_LICENCE.search(fields.get("License", "")) \
-                    and digest not in seen:
+            if digest not in seen:
                 seen.add(digest)
                 photos.append(member)
                 credits.append((member, fields))
