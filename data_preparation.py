@@ -447,13 +447,13 @@ def readme_credits(readme):
 
 
 def gcompris_photos():
-    """(BundledFile photographs with a free licence, their credits), duplicates dropped."""
+    """[(BundledFile photograph with a free licence, its credit fields)], duplicates dropped."""
     name, install, folder, bundles = GCOMPRIS
     paths = [Path(folder) / bundle for bundle in bundles if (Path(folder) / bundle).is_file()]
     if not paths:
         warn(f"source {name} not found, skipped: {install}")
-        return [], []
-    photos, credits, seen = [], [], set()
+        return []
+    credits, seen = [], set()
     for path in paths:
         members = qt_resources(path)
         known = {}
@@ -468,9 +468,8 @@ def gcompris_photos():
             digest = hashlib.sha256(member.data).digest()
             if digest not in seen:
                 seen.add(digest)
-                photos.append(member)
                 credits.append((member, fields))
-    return photos, credits
+    return credits
 
 
 def write_credits(credits):
@@ -489,8 +488,8 @@ def write_credits(credits):
 
 
 def rebuild_bundled(progress=True):
-    photos, credits = gcompris_photos()
-    files = source_files() + photos
+    credits = gcompris_photos()
+    files = source_files() + [photo for photo, _ in credits]
     if not files:
         raise DataError("no source photograph is installed (see data/SOURCES.md)")
     dataset = dataset_from_patches(patches_per_file(files, "crops", progress), BUNDLED_TEST_FRACTION,

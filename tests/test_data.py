@@ -362,10 +362,10 @@ def test_gcompris_photos_keep_free_licences_once(tmp_path, monkeypatch, capsys):
         "README": (readme.encode(), False), "free.webp": (free, False), "copy.webp": (free, False),
         "gpl.webp": (other, False), "uncredited.webp": (other, False)}))
     monkeypatch.setattr(dp, "GCOMPRIS", ("gcompris-qt-data", "apt-get install x", str(tmp_path), ["one.rcc"]))
-    photos, credits = dp.gcompris_photos()
-    assert [p.name for p in photos] == ["resource/free.webp"]
+    credits = dp.gcompris_photos()
+    assert [photo.name for photo, _ in credits] == ["resource/free.webp"]
     assert credits[0][1]["Copyright"] == "A"
 
     monkeypatch.setattr(dp, "GCOMPRIS", ("gcompris-qt-data", "apt-get install x", str(tmp_path / "no"), ["one.rcc"]))
-    assert dp.gcompris_photos() == ([], [])
+    assert dp.gcompris_photos() == []
     assert "apt-get install x" in capsys.readouterr().err
