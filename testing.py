@@ -1,14 +1,18 @@
-"""Evaluate model.h5 against scikit-image interpolation, and upscale any image.
+"""Evaluate the models against scikit-image interpolation, run the field's benchmark, upscale any image.
 
     python testing.py                                  # metrics + figures on the bundled test split
-    python testing.py --benchmark ../shared/benchmarks/Set5 ../shared/benchmarks/Set14
-    python testing.py --upscale photo.jpg scan.png --out upscaled/
-    python testing.py --benchmark DIR --self-ensemble  # average over the 8 flips/rotations
+    python testing.py --benchmark ../shared/benchmarks/Set5 ../shared/benchmarks/Set14 --jpeg 50 75 90
+    python testing.py --benchmark ../shared/benchmarks/Set14 --jpeg 30 40 50 60 70 80 90 100 --sweep
+    python testing.py --upscale photo.jpg scans/ --out upscaled/   # files and folders (recursively)
 
-Metrics follow the field's protocol: PSNR and SSIM (Gaussian window, sigma 1.5) on the luma,
-2 border pixels cropped, with LR images made by data_preparation.degrade().
+Metrics: the field's protocol (PSNR, SSIM with a Gaussian window, on Y, 2 border pixels cropped; LR by
+degrade(), then Pillow's JPEG for the compressed track). --upscale picks the model by file type.
 """
 import argparse
+import collections
+import concurrent.futures
+import functools
+import io
 import re
 import sys
 from pathlib import Path
@@ -16,37 +20,25 @@ from pathlib import Path
 import imageio.v3 as iio
 import matplotlib
 import numpy as np
-import tensorflow as tf
-from skimage.color import rgb2ycbcr, ycbcr2rgb
+from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-from skimage.transform import resize
 from tqdm import tqdm
 
-from data_preparation import (DEFAULT_DATASET, SCALE, DataError, atomic_write, degrade, list_files,
-                              load_dataset, modcrop, read_image, to_luma, warn)
-from model import DEFAULT_MODEL, RESULTS, SEED_MODEL, load_model, upscale
+from data_preparation import (DEFAULT_DATASET, ORIENTATION_TAG, SCALE, DataError, atomic_output, degrade, jpeg,
+                              list_files, load_dataset, markdown_table, modcrop, read_image, to_luma, warn,
+                              write_bytes)
+from model import (PRECISIONS, RESULTS, SEED_MODEL, SKIMAGE_ORDERS, interpolate, load_model, load_models,
+                   resolve_precision, upscale, upscale_color)
 
 matplotlib.use("Agg")  # files, not windows, unless --show
 import matplotlib.pyplot as plt  # noqa: E402
 
 BORDER = 2  # pixels cropped from every side before measuring, as the field does for x2
-TILE = 256  # LR pixels per tile for user images: bounded memory, identical result
-SKIMAGE_ORDERS = {"skimage_nearest": 0, "skimage_bilinear": 1, "skimage_bicubic": 3}
+LOSSY_FORMATS = {"JPEG", "MPO", "WEBP", "JPEG2000", "HEIF", "AVIF"}  # Pillow's names; MPO: phones' JPEGs
 
 
 # ---------------------------------------------------------------------------------------------
 # Measuring
-
-
-def interpolate(lr, method):
-    """x2 upscaling of (N, H, W, C) by a fixed method: scikit-image's resize of the given order
-    (the original repo's baselines) or "bicubic", the field's (MATLAB-like, tf.image.resize)."""
-    lr = np.asarray(lr, np.float32)
-    height, width = lr.shape[1:3]
-    if method == "bicubic":
-        return np.clip(tf.image.resize(lr, (SCALE * height, SCALE * width), method="bicubic").numpy(), 0, 1)
-    shape = (SCALE * height, SCALE * width, lr.shape[-1])
-    return np.stack([resize(image, shape, order=SKIMAGE_ORDERS[method]) for image in lr]).astype(np.float32)
 
 
 def measure(hr, sr, border=BORDER):
@@ -60,28 +52,17 @@ def measure(hr, sr, border=BORDER):
     return psnr, ssim
 
 
-def summarise(rows, key):
-    """{group: (mean PSNR, std PSNR, mean SSIM, std SSIM)} of rows grouped by `key`."""
-    groups = {}
-    for row in rows:
-        groups.setdefault(key(row), []).append((row["psnr"], row["ssim"]))
-    return {name: (*np.mean(values, 0), *np.std(values, 0)) for name, values in groups.items()}
-
-
 def write_csv(path, rows, columns):
     def cell(value):
         return f"{value:.4f}" if isinstance(value, float) else str(value)
 
     lines = [",".join(columns)] + [",".join(cell(row[column]) for column in columns) for row in rows]
-    write_text(path, "\n".join(lines) + "\n")
-
-
-def write_text(path, text):
-    atomic_write(path, lambda file: file.write(text.encode()))
+    write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 
 def save_figure(figure, path, show):
-    atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=110, bbox_inches="tight"))
+    with atomic_output(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=110, bbox_inches="tight")
     if show:
         plt.show()
     plt.close(figure)
@@ -91,69 +72,74 @@ def save_figure(figure, path, show):
 # The default run: the bundled test split
 
 
-def evaluate_test_split(model, data, results, self_ensemble=False, show=False):
+def evaluate_test_split(models, data, results, self_ensemble=False, show=False, precision="auto", seed=True):
     _, _, x_test, y_test = load_dataset(data)
     if not len(x_test):
         raise DataError(f"{', '.join(map(str, data))}: the test split is empty")
     outputs = {method: interpolate(x_test, method) for method in SKIMAGE_ORDERS}
-    outputs["model"] = upscale(model, x_test, self_ensemble=self_ensemble)
-    if Path(SEED_MODEL).is_file():
-        outputs["seed"] = upscale(load_model(SEED_MODEL), x_test)
-    rows = [dict(image=i, method=method, psnr=p, ssim=s)
-            for method, sr in outputs.items()
-            for i, (p, s) in enumerate(measure(hr, out) for hr, out in zip(y_test, sr))]
-    write_csv(results / "metrics.csv", rows, ["image", "method", "psnr", "ssim"])
-    summary = summarise(rows, lambda row: row["method"])
-    lines = [f"# Bundled test split: {len(x_test)} pairs, 64x64 -> 128x128",
-             "", f"PSNR and SSIM on the grey 128x128 images, {BORDER} border pixels cropped (mean ± std).", "",
-             "| method | PSNR (dB) | SSIM |", "| --- | --- | --- |"]
-    lines += [f"| {name} | {psnr:.2f} ± {psnr_sd:.2f} | {ssim:.4f} ± {ssim_sd:.4f} |"
-              for name, (psnr, ssim, psnr_sd, ssim_sd) in summary.items()]
-    write_text(results / "metrics.md", "\n".join(lines) + "\n")
-    print("\n".join(lines[4:]))
-    psnr_of = {method: np.array([r["psnr"] for r in rows if r["method"] == method]) for method in outputs}
-    draw_panels(x_test, y_test, outputs, results, show)
-    draw_zooms(x_test, y_test, outputs, psnr_of, results, show)
+    outputs.update({name: upscale(net, x_test, self_ensemble=self_ensemble, precision=precision)
+                    for name, net in models.items()})
+    if seed and SEED_MODEL.is_file():  # the original repo's network, when its weights are here
+        outputs["seed"] = upscale(load_model(SEED_MODEL), x_test, precision="float32")
+    scores = {method: np.array([measure(hr, out) for hr, out in zip(y_test, sr)]) for method, sr in outputs.items()}
+    write_csv(results / "metrics.csv", [dict(image=i, method=method, psnr=p, ssim=q) for method, values in scores.items()
+                                        for i, (p, q) in enumerate(values)], ["image", "method", "psnr", "ssim"])
+    table = markdown_table(["method", "PSNR (dB)", "SSIM"], [[name, f"{v[:, 0].mean():.2f} ± {v[:, 0].std():.2f}",
+                                                             f"{v[:, 1].mean():.4f} ± {v[:, 1].std():.4f}"]
+                                                            for name, v in scores.items()])
+    psnr_of = {method: values[:, 0] for method, values in scores.items()}
+    lines = [f"# Bundled test split: {len(x_test)} pairs, 64x64 -> 128x128", "",
+             f"PSNR and SSIM on the grey 128x128 images, {BORDER} border pixels cropped (mean ± std).", ""] + table
+    write_bytes(results / "metrics.md", ("\n".join(lines) + "\n").encode())
+    print("\n".join(table))
+    # The figures show where the methods differ: the test images that bicubic gets most wrong.
+    hardest = np.argsort(psnr_of["skimage_bicubic"])
+    draw_panels(x_test, y_test, outputs, results, show, indices=hardest[:4])
+    draw_zooms(x_test, y_test, outputs, results, show, indices=hardest[:3])
     draw_scatter(psnr_of, results, show)
-    return summary
+    if "model_compressed" in models:
+        draw_compressed(x_test, y_test, models, results, show, index=hardest[0])
+    return {name: tuple(values.mean(0)) for name, values in scores.items()}
 
 
-def shown_images(count, total):
-    return np.linspace(0, total - 1, count).round().astype(int)
-
-
-def draw_panels(x_test, y_test, outputs, results, show, count=4, name="comparison.png"):
-    """The original repo's figure: low-res input, high-res target, skimage rescaled, model."""
-    figure, axes = plt.subplots(count, 4, figsize=(12, 3 * count), squeeze=False)
-    for row, index in zip(axes, shown_images(count, len(x_test))):
-        bilinear, sr = outputs["skimage_bilinear"][index], outputs["model"][index]
-        panels = [("low resolution (64x64)", x_test[index]), ("high resolution (target)", y_test[index]),
-                  (f"skimage bilinear\n{measure(y_test[index], bilinear)[0]:.2f} dB", bilinear),
-                  (f"model\n{measure(y_test[index], sr)[0]:.2f} dB", sr)]
-        for ax, (title, image) in zip(row, panels):
+def draw_grid(rows, path, show):
+    """A figure of grey image panels: rows of (title, (H, W, 1) image)."""
+    figure, axes = plt.subplots(len(rows), len(rows[0]), figsize=(3 * len(rows[0]), 3.2 * len(rows)), squeeze=False)
+    for ax_row, row in zip(axes, rows):
+        for ax, (title, image) in zip(ax_row, row):
             ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set_title(title, fontsize=9)
             ax.axis("off")
-    save_figure(figure, results / name, show)
+    save_figure(figure, path, show)
 
 
-def draw_zooms(x_test, y_test, outputs, psnr_of, results, show, count=3, size=32):
-    """Close-ups where the model gains most over bicubic: the 32x32 window of largest change."""
-    gains = psnr_of["model"] - psnr_of["skimage_bicubic"]
-    chosen = np.argsort(gains)[::-1][:count]
-    columns = ["skimage_nearest", "skimage_bicubic", "model"]
-    figure, axes = plt.subplots(count, len(columns) + 1, figsize=(3 * (len(columns) + 1), 3 * count), squeeze=False)
-    for row, index in zip(axes, chosen):
-        change = np.abs(outputs["model"][index] - outputs["skimage_bicubic"][index])[..., 0]
-        window = np.lib.stride_tricks.sliding_window_view(change, (size, size)).sum((-1, -2))
-        top, left = np.unravel_index(np.argmax(window), window.shape)
-        crop = lambda image: image[top:top + size, left:left + size, 0]
-        panels = [(name.replace("_", " "), outputs[name][index]) for name in columns] + [("target", y_test[index])]
-        for ax, (title, image) in zip(row, panels):
-            ax.imshow(crop(image), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            ax.set_title(f"{title} (test image {index})", fontsize=9)
-            ax.axis("off")
-    save_figure(figure, results / "zoom.png", show)
+def scored(title, hr, sr):
+    return f"{title}\n{measure(hr, sr)[0]:.2f} dB", sr
+
+
+def draw_panels(x_test, y_test, outputs, results, show, indices, name="comparison.png"):
+    """The original repo's figure: low-res input, high-res target, skimage rescaled, model."""
+    draw_grid([[("low resolution (64x64)", x_test[i]), ("high resolution (target)", y_test[i]),
+                scored("skimage bilinear", y_test[i], outputs["skimage_bilinear"][i]),
+                scored("model", y_test[i], outputs["model"][i])] for i in indices], results / name, show)
+
+
+def worst_window(hr, sr, size):
+    """(top, left) of the size x size window where sr is furthest from hr."""
+    window = np.lib.stride_tricks.sliding_window_view(np.abs(hr - sr)[..., 0], (size, size)).sum((-1, -2))
+    return np.unravel_index(np.argmax(window), window.shape)
+
+
+def draw_zooms(x_test, y_test, outputs, results, show, indices, size=32):
+    """Close-ups of the 32x32 windows where bicubic errs most: where an upscaler has work to do."""
+    rows = []
+    for i in indices:
+        top, left = worst_window(y_test[i], outputs["skimage_bicubic"][i], size)
+        crop = lambda image: image[top:top + size, left:left + size]  # noqa: E731
+        rows.append([(f"{name.replace('_', ' ')} (test image {i})\n{measure(y_test[i], outputs[name][i])[0]:.2f} dB",
+                      crop(outputs[name][i])) for name in ("skimage_nearest", "skimage_bicubic", "model")]
+                    + [("target", crop(y_test[i]))])
+    draw_grid(rows, results / "zoom.png", show)
 
 
 def draw_scatter(psnr_of, results, show):
@@ -168,8 +154,23 @@ def draw_scatter(psnr_of, results, show):
     save_figure(figure, results / "scatter.png", show)
 
 
+def draw_compressed(x_test, y_test, models, results, show, index, size=48):
+    """JPEG q50 and q75 LR inputs: input, bicubic, model.h5, the compressed-input model, HR."""
+    hr = y_test[index]
+    top, left = worst_window(hr, interpolate(x_test[index:index + 1], "bicubic")[0], size)
+    crop = lambda title, image: (title, image[top:top + size, left:left + size])  # noqa: E731
+    rows = []
+    for quality in (50, 75):
+        lr = jpeg(x_test[index], quality)[None]
+        outputs = [("bicubic", interpolate(lr, "bicubic")[0]), ("model.h5", upscale(models["model"], lr)[0]),
+                   ("compressed-input model", upscale(models["model_compressed"], lr)[0])]
+        rows.append([crop(f"input, JPEG q{quality}", lr[0].repeat(SCALE, 0).repeat(SCALE, 1))]
+                    + [crop(*scored(title, hr, sr)) for title, sr in outputs] + [crop("HR", hr)])
+    draw_grid(rows, results / "compressed.png", show)
+
+
 # ---------------------------------------------------------------------------------------------
-# The field's benchmark on folders of HR images
+# The field's benchmark on folders of HR images, clean and JPEG-compressed
 
 
 def benchmark_images(folder):
@@ -185,96 +186,161 @@ def benchmark_images(folder):
     return images
 
 
-def benchmark(model, folders, self_ensemble=False):
-    """Per-image rows (dataset, image, method, psnr, ssim) of bicubic and the model."""
+def benchmark(models, folders, qualities=(), self_ensemble=False, precision="auto"):
+    """Per-image rows (input, dataset, image, method, psnr, ssim): bicubic and each model, on the
+    clean LR and on the LR JPEG'd by Pillow at each quality (the compressed track)."""
     rows = []
     for folder in folders:
         dataset = Path(folder).resolve().name
         for name, hr in tqdm(benchmark_images(folder), desc=dataset, unit="image", leave=False):
-            lr_y, hr_y = to_luma(degrade(hr)), to_luma(hr)
-            methods = {"bicubic": interpolate(lr_y[None], "bicubic")[0],
-                       "model": upscale(model, lr_y[None], tile=TILE)[0]}
-            if self_ensemble:
-                methods["model+"] = upscale(model, lr_y[None], self_ensemble=True, tile=TILE)[0]
-            for method, sr in methods.items():
-                psnr, ssim = measure(hr_y, sr)
-                rows.append(dict(dataset=dataset, image=name, method=method, psnr=psnr, ssim=ssim))
+            hr_y, lr = to_luma(hr), degrade(hr)
+            for quality in (None, *qualities):
+                lr_y = to_luma(lr if quality is None else jpeg(lr, quality))[None]
+                methods = {"bicubic": interpolate(lr_y, "bicubic")[0]}
+                methods.update({method: upscale(net, lr_y, tile=256, precision=precision)[0]
+                                for method, net in models.items()})
+                if self_ensemble and quality is None:
+                    methods.update({f"{method}+": upscale(net, lr_y, self_ensemble=True, tile=256, precision=precision)[0]
+                                    for method, net in models.items()})
+                for method, sr in methods.items():
+                    psnr, ssim = measure(hr_y, sr)
+                    rows.append(dict(input="clean" if quality is None else f"jpeg{quality}", dataset=dataset,
+                                     image=name, method=method, psnr=psnr, ssim=ssim))
     return rows
 
 
 def published_numbers(folders):
-    """{method: {dataset: "PSNR / SSIM"}} from the README.md beside the benchmark folders."""
+    """{method: {dataset: "PSNR / SSIM"}} from the first table of the README.md beside the benchmark folders."""
     readme = Path(folders[0]).resolve().parent / "README.md"
-    if not readme.is_file():
-        return {}
-    table = [line.strip().strip("|").split("|") for line in readme.read_text().splitlines()
+    lines = readme.read_text().splitlines() if readme.is_file() else []
+    table = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines
              if line.startswith("|") and "---" not in line]
-    if not table:
-        return {}
-    header = [cell.strip() for cell in table[0]]
-    published = {}
-    for cells in table[1:]:
-        cells = [cell.strip() for cell in cells]
-        numbers = {column: cell for column, cell in zip(header, cells) if re.fullmatch(r"[\d.]+ / [\d.]+", cell)}
-        if numbers:
-            published[cells[0]] = numbers
-    return published
+    numbers = [{column: cell for column, cell in zip(table[0], cells) if re.fullmatch(r"[\d.]+ / [\d.]+", cell)}
+               for cells in table[1:]]
+    return {cells[0]: found for cells, found in zip(table[1:], numbers) if found}
 
 
-def write_benchmark(rows, folders, results):
-    summary = summarise(rows, lambda row: (row["dataset"], row["method"]))
-    table = [dict(dataset=d, method=m, psnr=float(v[0]), ssim=float(v[1])) for (d, m), v in summary.items()]
-    write_csv(results / "benchmark.csv", table, ["dataset", "method", "psnr", "ssim"])
+def write_benchmark(rows, folders, results, name="benchmark"):
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["input"], row["dataset"], row["method"]), []).append((row["psnr"], row["ssim"]))
+    summary = {key: tuple(np.mean(values, 0)) for key, values in groups.items()}
+    table = [dict(input=i, dataset=d, method=m, psnr=float(v[0]), ssim=float(v[1])) for (i, d, m), v in summary.items()]
+    write_csv(results / f"{name}.csv", table, ["input", "dataset", "method", "psnr", "ssim"])
     datasets = list(dict.fromkeys(row["dataset"] for row in rows))
-    lines = ["# Benchmark, x2", "",
-             f"PSNR (dB) / SSIM on Y (BT.601), {BORDER} border pixels cropped; LR by `degrade()`. "
-             "Ours measured by `python testing.py --benchmark`, the others as published.", "",
-             "| method | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
-    ours = {f"{m} (ours)": {d: f"**{summary[d, m][0]:.2f} / {summary[d, m][1]:.4f}**"
-                            for d in datasets if (d, m) in summary}
-            for m in dict.fromkeys(row["method"] for row in rows)}
-    for name, numbers in {**ours, **published_numbers(folders)}.items():
-        lines.append(f"| {name} | " + " | ".join(numbers.get(d, "-") for d in datasets) + " |")
-    write_text(results / "benchmark.md", "\n".join(lines) + "\n")
-    print("\n".join(lines[4:]))
+    lines = ["# Benchmark, x2", "", f"PSNR (dB) / SSIM on Y (BT.601), {BORDER} border pixels cropped; LR by "
+             "`degrade()`, for the compressed track then JPEG'd by Pillow at quality q. Ours measured by "
+             "`python testing.py --benchmark`, the others as published."]
+    for source in dict.fromkeys(row["input"] for row in rows):
+        ours = {f"{m} (ours)": {d: f"**{summary[source, d, m][0]:.2f} / {summary[source, d, m][1]:.4f}**"
+                                for d in datasets if (source, d, m) in summary}
+                for m in dict.fromkeys(row["method"] for row in rows if row["input"] == source)}
+        published = published_numbers(folders) if source == "clean" else {}
+        lines += ["", f"## Input: {source}", ""] + markdown_table(
+            ["method", *datasets], [[method, *(numbers.get(d, "-") for d in datasets)]
+                                    for method, numbers in {**ours, **published}.items()])
+    write_bytes(results / f"{name}.md", ("\n".join(lines) + "\n").encode())
+    print("\n".join(lines[3:]))
     return summary
 
 
+def draw_robustness(summary, results, show):
+    """Y-PSNR against JPEG quality (and clean) for each method, one panel per dataset."""
+    datasets = list(dict.fromkeys(d for _, d, _ in summary))
+    figure, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.5), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        for method in dict.fromkeys(m for _, d, m in summary if d == dataset and not m.endswith("+")):
+            points = sorted((int(i[4:]), v[0]) for (i, d, m), v in summary.items()
+                            if d == dataset and m == method and i != "clean")
+            line, = ax.plot(*zip(*points), marker="o", label=method)
+            if ("clean", dataset, method) in summary:
+                ax.axhline(summary["clean", dataset, method][0], color=line.get_color(), linestyle=":", linewidth=1)
+        ax.set(xlabel="JPEG quality of the LR input", ylabel="Y-PSNR (dB)",
+               title=f"{dataset}, x2 (dotted: clean input)")
+        ax.legend()
+    save_figure(figure, results / "robustness.png", show)
+
+
 # ---------------------------------------------------------------------------------------------
-# Users' own images
+# Users' own images: the model for each file, colour, metadata kept
 
 
-def upscale_color(model, images, self_ensemble=False, tile=TILE):
-    """x2 of (N, H, W, C) images in [0, 1]: grey through the network; colour as Y through the
-    network and chroma bicubic (BT.601, as MATLAB's rgb2ycbcr); alpha bicubic."""
-    if images.shape[-1] == 1:
-        return upscale(model, images, self_ensemble=self_ensemble, tile=tile)
-    ycbcr = rgb2ycbcr(images[..., :3]).astype(np.float32) / 255
-    y = upscale(model, ycbcr[..., :1], self_ensemble=self_ensemble, tile=tile)
-    rest = interpolate(np.concatenate([ycbcr[..., 1:], images[..., 3:]], -1), "bicubic")
-    rgb = np.clip(ycbcr2rgb(np.concatenate([y, rest[..., :2]], -1) * 255), 0, 1).astype(np.float32)
-    return np.concatenate([rgb, rest[..., 2:]], -1)
+@functools.cache
+def reference_tables():
+    """{quality: Pillow's luma quantization table at that quality}, to match a JPEG's own against."""
+    def table(quality):
+        Image.new("L", (8, 8)).save(buffer := io.BytesIO(), "JPEG", quality=quality)
+        return np.array(Image.open(buffer).quantization[0])
+    return {quality: table(quality) for quality in range(1, 101)}
 
 
-def upscale_files(model, files, out, self_ensemble=False):
-    """Upscale each file into out/NAME.png; returns the errors (the other files still go)."""
-    out = Path(out)
+def describe(path):
+    """(format, JPEG quality estimate or None, ICC profile, EXIF bytes without the orientation)."""
+    try:
+        with Image.open(path) as image:
+            exif, quality = image.getexif(), None
+            exif.pop(ORIENTATION_TAG, None)  # the pixels are turned upright when read
+            if image.format in ("JPEG", "MPO") and getattr(image, "quantization", None):
+                own = np.array(image.quantization[0])
+                quality = min(reference_tables(), key=lambda q: np.abs(reference_tables()[q] - own).sum())
+            return image.format, quality, image.info.get("icc_profile"), exif.tobytes() if len(exif) else None
+    except Exception:  # not Pillow's format: read_image() will say what is wrong, or read it
+        return None, None, None, None
+
+
+def choose_model(path, models, override=None):
+    """(model, line saying why) for one file: lossy formats get the compressed-input model."""
+    image_format, quality, _, _ = describe(path)
+    said = f"{path}: {image_format or 'image'}" + (f", quality ~{quality}" if quality else "")
+    if override is not None:
+        return models["override"], f"{said} -> {override}"
+    if image_format in LOSSY_FORMATS and "model_compressed" in models:
+        return models["model_compressed"], f"{said} -> compressed-input model"
+    return models["model"], f"{said} -> model.h5 (clean input)"
+
+
+def upscale_files(models, inputs, out, self_ensemble=False, precision="auto", override=None):
+    """Upscale files, and folders recursively (their tree mirrored), into `out` as PNG; returns
+    (errors, number of files); the other files still go. A file whose output exists is skipped, so a
+    rerun after an interruption continues. Reading ahead and writing overlap with the network."""
+    jobs = [(path, out / path.relative_to(given).with_suffix(".png")) for given in map(Path, inputs) if given.is_dir()
+            for path in list_files(given)] + [(given, out / f"{given.stem}.png") for given in map(Path, inputs)
+                                               if not given.is_dir()]
+    todo = [(source, target) for source, target in jobs if not target.is_file()]
+    if len(todo) < len(jobs):
+        print(f"{len(jobs) - len(todo)} of {len(jobs)} files already upscaled in {out}: skipped")
     errors = []
-    for path in tqdm(files, desc="images", unit="file", disable=len(files) < 2):
+
+    def attempt(function, *args):
         try:
-            image = read_image(path)
-            sixteen_bit = iio.improps(path).dtype == np.uint16
-            sr = upscale_color(model, image[None], self_ensemble)[0]
-            scale = 65535 if sixteen_bit else 255
-            pixels = np.round(sr * scale).astype(np.uint16 if sixteen_bit else np.uint8)
-            pixels = pixels[..., 0] if pixels.shape[-1] == 1 else pixels
-            target = out / f"{Path(path).stem}.png"
-            atomic_write(target, lambda file: iio.imwrite(file, pixels, extension=".png"))
-            tqdm.write(f"{path} -> {target} ({sr.shape[1]}x{sr.shape[0]})")
+            return function(*args)
         except DataError as error:
             errors.append(str(error))
             warn(str(error))
-    return errors
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        reads = collections.deque(pool.submit(attempt, read_image, source) for source, _ in todo[:2])
+        for i, (source, target) in enumerate(tqdm(todo, desc="images", unit="file", disable=len(todo) < 2)):
+            image = reads.popleft().result()
+            if i + 2 < len(todo):
+                reads.append(pool.submit(attempt, read_image, todo[i + 2][0]))
+            if image is not None:
+                net, why = choose_model(source, models, override)
+                tqdm.write(why)
+                sr = upscale_color(net, image[None], self_ensemble, precision=precision)[0]
+                pool.submit(attempt, write_png, source, target, sr)
+    return errors, len(jobs)
+
+
+def write_png(source, target, sr):
+    """sr as a PNG at `target` (16-bit if the source was), with the source's ICC profile and EXIF."""
+    _, _, icc, exif = describe(source)
+    sixteen_bit = iio.improps(source).dtype == np.uint16
+    pixels = np.round(sr * (65535 if sixteen_bit else 255)).astype(np.uint16 if sixteen_bit else np.uint8)
+    metadata = {key: value for key, value in (("icc_profile", icc), ("exif", exif)) if value}
+    with atomic_output(target) as temporary:
+        iio.imwrite(temporary, pixels[..., 0] if pixels.shape[-1] == 1 else pixels, extension=".png", **metadata)
+    tqdm.write(f"{source} -> {target} ({sr.shape[1]}x{sr.shape[0]})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,31 +348,50 @@ def upscale_files(model, files, out, self_ensemble=False):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="the model (default: model.h5)")
+    task = parser.add_mutually_exclusive_group()
+    task.add_argument("--benchmark", nargs="+", metavar="DIR",
+                      help="folders of HR images: the field's x2 protocol; writes benchmark.csv/.md")
+    task.add_argument("--upscale", nargs="+", metavar="FILE_OR_DIR",
+                      help="upscale these images (folders recursively) 2x into --out, as PNG")
+    parser.add_argument("--model", type=Path, help="the model to use (default: model.h5 and "
+                        "results/model_compressed.h5; for --upscale the one that fits each file)")
+    parser.add_argument("--jpeg", nargs="+", type=int, default=[], metavar="Q",
+                        help="--benchmark: also the compressed track, LR JPEG'd by Pillow at these qualities (1-100)")
+    parser.add_argument("--sweep", action="store_true", help="--benchmark --jpeg: write robustness.csv/.md and "
+                        "robustness.png (PSNR against quality) instead of benchmark.*")
     parser.add_argument("--data", nargs="+", default=[str(DEFAULT_DATASET)], metavar="FILE.npz",
                         help="datasets whose test split is evaluated (default: data/images.npz)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where tables and figures go (default: results/)")
-    parser.add_argument("--benchmark", nargs="+", metavar="DIR",
-                        help="folders of HR images: the field's x2 protocol; writes benchmark.csv/.md")
-    parser.add_argument("--upscale", nargs="+", metavar="FILE", help="upscale these images 2x into --out")
     parser.add_argument("--out", type=Path, default=Path("upscaled"), help="folder for --upscale (default: upscaled/)")
     parser.add_argument("--self-ensemble", action="store_true",
                         help="average the model over the 8 flips/rotations (EDSR+): ~8x slower, a little better")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="auto: bfloat16 where the CPU computes it natively, else float32 (default: auto)")
     parser.add_argument("--show", action="store_true", help="also open the figures in windows")
     args = parser.parse_args(argv)
     if args.show:
         plt.switch_backend(matplotlib.rcParamsDefault["backend"])
     try:
-        model = load_model(args.model)
+        if any(not 1 <= quality <= 100 for quality in args.jpeg):
+            raise DataError(f"--jpeg: qualities must be in 1-100, got {' '.join(map(str, args.jpeg))}")
+        missing = [folder for folder in args.benchmark or [] if not Path(folder).is_dir()]
+        if missing:
+            raise DataError(f"{missing[0]}: no such folder")
+        print(f"computing in {resolve_precision(args.precision)} (--precision {args.precision})")
+        models = {"override": load_model(args.model)} if args.upscale and args.model else load_models(args.model)
         if args.upscale:
-            errors = upscale_files(model, args.upscale, args.out, args.self_ensemble)
+            errors, files = upscale_files(models, args.upscale, args.out, args.self_ensemble, args.precision,
+                                          args.model)
             if errors:
-                sys.exit(f"error: {len(errors)} of {len(args.upscale)} files failed: " + "; ".join(errors))
+                sys.exit(f"error: {len(errors)} of {files} files failed: " + "; ".join(errors))
         elif args.benchmark:
-            rows = benchmark(model, args.benchmark, args.self_ensemble)
-            write_benchmark(rows, args.benchmark, args.results)
+            rows = benchmark(models, args.benchmark, args.jpeg, args.self_ensemble, args.precision)
+            summary = write_benchmark(rows, args.benchmark, args.results, "robustness" if args.sweep else "benchmark")
+            if args.sweep:
+                draw_robustness(summary, args.results, args.show)
         else:
-            evaluate_test_split(model, args.data, args.results, args.self_ensemble, args.show)
+            evaluate_test_split(models, args.data, args.results, args.self_ensemble, args.show, args.precision,
+                                seed=args.model is None)
     except DataError as error:
         sys.exit(f"error: {error}")
 

@@ -3,18 +3,22 @@
     python testing_video.py                         # the original experiment on data/carphone_pristine.mp4
     python testing_video.py --video clip.mp4 --out DIR                  # the same experiment on any video
     python testing_video.py --video clip.mp4 --out DIR --mode upscale   # 2x in colour, sound kept
+    python testing_video.py --mode track --crf 28   # the video track: LR encoded by libx264, end to end
 
 experiment: each frame becomes a grey 128x128 HR frame, its LR 64x64 by degrade() and the model's
 reconstruction; writes input_video.mp4 (LR, enlarged by nearest neighbour), output_video.mp4,
 side_by_side.mp4 (LR | skimage bilinear | model | HR) and frame.png, and prints PSNR/SSIM per method.
 upscale: writes output_video.mp4 at twice the width and height, Y through the network and chroma
-bicubic, at the source's frame rate, with the source's audio stream copied.
+bicubic, at the source's frame rate and pixel aspect ratio, with the source's audio stream copied.
+Real videos are compressed, so this mode uses the compressed-input model (--model overrides).
+track: the protocol's video track on the HR video: LR frames by degrade(), encoded at --crf, then
+`upscale` end to end; the decoded output against the HR frames (Y), beside bicubic of the decoded LR.
 """
 import argparse
 import itertools
-import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -22,16 +26,18 @@ import matplotlib
 import numpy as np
 from tqdm import tqdm
 
-from data_preparation import (HR_SIZE, SAMPLE_VIDEO, DataError, degrade, hr_patches, read_video, to_luma,
-                              video_info)
-from model import DEFAULT_MODEL, RESULTS, load_model, upscale
-from testing import draw_panels, interpolate, measure, upscale_color
+from data_preparation import (EXACT_SCALING, HR_SIZE, SAMPLE_VIDEO, DataError, atomic_output, degrade, hr_patches,
+                              modcrop, read_video, to_luma, video_info)
+from model import (COMPRESSED_MODEL, DEFAULT_MODEL, PRECISIONS, RESULTS, interpolate, load_model, resolve_precision,
+                   upscale, upscale_color)
+from testing import draw_panels, measure
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 COLUMNS = ("low resolution", "skimage bilinear", "model", "high resolution")
 METHODS = ("skimage_bilinear", "skimage_bicubic", "model")
+DEFAULT_CRF = 10  # libx264 quality of what this script writes (0 lossless, 51 worst; 18 looks lossless)
 
 
 def batches(frames, size):
@@ -41,17 +47,23 @@ def batches(frames, size):
 
 
 class VideoWriter:
-    """Frames in [0, 1], (N, H, W, 1 or 3), into an H.264 .mp4. The file appears only when the
-    writer closes without error (temp file, then rename); `audio_from` adds that file's audio."""
+    """Frames in [0, 1], (N, H, W, 1 or 3), into an H.264 .mp4 (yuv420p, exact colour conversion).
+    The file appears only when the writer closes without error (atomic_output); `audio_from`
+    adds that file's audio; `sar` keeps a non-square pixel shape ("128:117")."""
 
-    def __init__(self, path, width, height, fps, grey=False, audio_from=None):
+    def __init__(self, path, width, height, fps, grey=False, audio_from=None, crf=DEFAULT_CRF, sar="1:1"):
         self.path, self.audio_from = Path(path), audio_from
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.partial = self.path.with_name(f".{self.path.stem}.partial.mp4")
-        self.writer = imageio_ffmpeg.write_frames(
-            str(self.partial), (width, height), pix_fmt_in="gray" if grey else "rgb24", fps=fps,
-            quality=8, macro_block_size=1, ffmpeg_log_level="error")
-        self.writer.send(None)
+        self.output = atomic_output(self.path)
+        self.partial = self.output.__enter__()
+        try:
+            self.writer = imageio_ffmpeg.write_frames(
+                str(self.partial), (width, height), pix_fmt_in="gray" if grey else "rgb24", fps=fps, quality=None,
+                macro_block_size=1, ffmpeg_log_level="error",
+                output_params=["-crf", str(crf), "-vf", f"setsar={sar.replace(':', '/')}", *EXACT_SCALING])
+            self.writer.send(None)
+        except (OSError, RuntimeError) as error:
+            self.output.__exit__(type(error), error, error.__traceback__)
+            raise DataError(f"{self.path}: cannot write ({error})") from None
 
     def write(self, frames):
         for frame in np.round(np.clip(frames, 0, 1) * 255).astype(np.uint8):
@@ -61,24 +73,25 @@ class VideoWriter:
         return self
 
     def __exit__(self, error_type, error, traceback):
-        self.writer.close()
-        if error_type is None and self.audio_from is not None:
-            self.add_audio()
-        if error_type is None:
-            os.replace(self.partial, self.path)
-        else:
-            self.partial.unlink(missing_ok=True)
+        try:
+            self.writer.close()
+            if error_type is None and self.audio_from is not None:
+                self.add_audio()
+        except BaseException as failure:  # the partial file goes, the failure is reported
+            self.output.__exit__(type(failure), failure, failure.__traceback__)
+            raise
+        return self.output.__exit__(error_type, error, traceback)
 
     def add_audio(self):
         """Mux the source's audio stream (if it has one: `1:a?`), copied; re-encoded to AAC only
         where the .mp4 container cannot hold the original codec."""
-        muxed = self.partial.with_name(f".{self.path.stem}.audio.mp4")
+        muxed = self.partial.with_name(f"{self.partial.stem}.audio.mp4")
         for audio_codec in ("copy", "aac"):
             command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(self.partial),
                        "-i", str(self.audio_from), "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy",
                        "-c:a", audio_codec, str(muxed)]
             if subprocess.run(command, capture_output=True).returncode == 0:
-                os.replace(muxed, self.partial)
+                muxed.replace(self.partial)
                 return
         muxed.unlink(missing_ok=True)
         raise DataError(f"{self.audio_from}: its audio could not be copied")
@@ -96,24 +109,24 @@ def label_band(width, height=32):
     return band
 
 
-def experiment(model, video, out, frame_number=60, batch_size=32):
+def experiment(model, video, out, frame_number=60, batch_size=32, crf=DEFAULT_CRF, precision="auto"):
     """The original repo's experiment on any video; returns {method: (mean PSNR, mean SSIM)}."""
     fps = video_info(video)["fps"]
     band = label_band(len(COLUMNS) * HR_SIZE)
     scores = {method: [] for method in METHODS}
     shown = None
     out = Path(out)
-    with VideoWriter(out / "input_video.mp4", HR_SIZE, HR_SIZE, fps, grey=True) as inputs, \
-            VideoWriter(out / "output_video.mp4", HR_SIZE, HR_SIZE, fps, grey=True) as outputs, \
+    with VideoWriter(out / "input_video.mp4", HR_SIZE, HR_SIZE, fps, grey=True, crf=crf) as inputs, \
+            VideoWriter(out / "output_video.mp4", HR_SIZE, HR_SIZE, fps, grey=True, crf=crf) as outputs, \
             VideoWriter(out / "side_by_side.mp4", len(COLUMNS) * HR_SIZE, HR_SIZE + len(band), fps,
-                        grey=True) as side_by_side, \
+                        grey=True, crf=crf) as side_by_side, \
             tqdm(desc=Path(video).name, unit="frame") as progress:
         first = 0
         for frames in batches(read_video(video), batch_size):
             hr = np.stack([hr_patches(to_luma(frame), "resize")[0] for frame in frames]).astype(np.float32)
             lr = degrade(hr)
             results = {method: interpolate(lr, method) for method in METHODS[:-1]}
-            results["model"] = upscale(model, lr, batch_size)
+            results["model"] = upscale(model, lr, batch_size, precision=precision)
             enlarged = lr.repeat(2, axis=1).repeat(2, axis=2)  # nearest neighbour, to be seen
             inputs.write(enlarged)
             outputs.write(results["model"])
@@ -130,7 +143,7 @@ def experiment(model, video, out, frame_number=60, batch_size=32):
             raise DataError(f"{video}: the video has no frames")
     if shown is None:
         raise DataError(f"--frame {frame_number}: the video has only {first} frames")
-    draw_panels(*shown, out, show=False, count=1, name="frame.png")
+    draw_panels(*shown, out, show=False, indices=[0], name="frame.png")
     means = {method: tuple(np.mean(values, 0)) for method, values in scores.items()}
     print(f"{first} frames, PSNR / SSIM on the grey 128x128 frames:")
     for method, (psnr, ssim) in means.items():
@@ -138,43 +151,76 @@ def experiment(model, video, out, frame_number=60, batch_size=32):
     return means
 
 
-def upscale_video(model, video, out, batch_size=8):
-    """2x the video as it is, in colour, at its frame rate, with its audio."""
+def upscale_video(model, video, out, batch_size=8, crf=DEFAULT_CRF, precision="auto"):
+    """2x the video as it is, in colour, at its frame rate and pixel aspect ratio, with its audio."""
     info = video_info(video)
     width, height = info["size"]
     count = 0
-    with VideoWriter(Path(out) / "output_video.mp4", 2 * width, 2 * height, info["fps"], audio_from=video) as writer, \
+    target = Path(out) / "output_video.mp4"
+    with VideoWriter(target, 2 * width, 2 * height, info["fps"], audio_from=video, crf=crf, sar=info["sar"]) as writer, \
             tqdm(desc=Path(video).name, unit="frame") as progress:
         for frames in batches(read_video(video), batch_size):
-            writer.write(upscale_color(model, frames))
+            writer.write(upscale_color(model, frames, precision=precision))
             count += len(frames)
             progress.update(len(frames))
         if count == 0:
             raise DataError(f"{video}: the video has no frames")
-    print(f"{Path(out) / 'output_video.mp4'}: {count} frames at {2 * width}x{2 * height}, {info['fps']} fps")
+    print(f"{target}: {count} frames at {2 * width}x{2 * height}, {info['fps']} fps")
     return count
+
+
+def video_track(model, video, crf, batch_size=8, precision="auto"):
+    """The protocol's video track: {"bicubic" | "model": mean Y-PSNR dB} of the decoded outputs
+    against the HR frames, the LR being degrade() of each frame encoded by libx264 at `crf`."""
+    hr_frames = [modcrop(frame) for frame in read_video(video)]
+    height, width = hr_frames[0].shape[:2]
+    with tempfile.TemporaryDirectory() as folder:
+        lr_video = Path(folder) / f"lr_crf{crf}.mp4"
+        with VideoWriter(lr_video, width // 2, height // 2, video_info(video)["fps"], crf=crf) as writer:
+            for frames in batches(hr_frames, batch_size):
+                writer.write(degrade(frames))
+        upscale_video(model, lr_video, folder, batch_size, precision=precision)
+        outputs = read_video(Path(folder) / "output_video.mp4")
+        scores = {"bicubic": [], "model": []}
+        for hr, lr, sr in zip(hr_frames, read_video(lr_video), outputs):
+            scores["bicubic"].append(measure(to_luma(hr), to_luma(interpolate(lr[None], "bicubic")[0]))[0])
+            scores["model"].append(measure(to_luma(hr), to_luma(sr))[0])
+    means = {method: float(np.mean(values)) for method, values in scores.items()}
+    print(f"video track, LR at CRF {crf}, {len(scores['model'])} frames, Y-PSNR: bicubic {means['bicubic']:.2f} dB, "
+          f"model {means['model']:.2f} dB ({means['model'] - means['bicubic']:+.2f})")
+    return means
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", type=Path, default=SAMPLE_VIDEO, help="input video (default: the bundled sample)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="output folder (default: results/)")
-    parser.add_argument("--mode", choices=["experiment", "upscale"], default="experiment",
+    parser.add_argument("--mode", choices=["experiment", "upscale", "track"], default="experiment",
                         help="experiment: grey 128x128 frames, LR by degrade(), comparison videos; "
-                             "upscale: the video as it is, 2x, in colour, with sound (default: experiment)")
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="the model (default: model.h5)")
+                             "upscale: the video as it is, 2x, in colour, with sound; track: the video track "
+                             "of the benchmark protocol (default: experiment)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="the model (default: model.h5 for experiment, results/model_compressed.h5 otherwise)")
+    parser.add_argument("--crf", type=int, default=None,
+                        help=f"libx264 CRF of the written videos (default: {DEFAULT_CRF}); track: of the LR (default: 28)")
     parser.add_argument("--frame", type=int, default=60, help="experiment: the frame shown in frame.png (default: 60)")
     parser.add_argument("--batch-size", type=int, default=32, help="frames upscaled at once (default: 32)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="auto: bfloat16 where the CPU computes it natively, else float32 (default: auto)")
     args = parser.parse_args(argv)
     try:
-        if not args.video.is_file():
-            raise DataError(f"{args.video}: no such file")
+        if args.crf is not None and not 0 <= args.crf <= 51:
+            raise DataError(f"--crf must be in 0-51, got {args.crf}")
         video_info(args.video)  # a one-line error for a file that is not a video, before any writing
-        model = load_model(args.model)
+        default = DEFAULT_MODEL if args.mode == "experiment" or not COMPRESSED_MODEL.is_file() else COMPRESSED_MODEL
+        model = load_model(args.model or default)
+        print(f"{args.model or default}, computing in {resolve_precision(args.precision)}")
         if args.mode == "experiment":
-            experiment(model, args.video, args.out, args.frame, args.batch_size)
+            experiment(model, args.video, args.out, args.frame, args.batch_size, args.crf or DEFAULT_CRF, args.precision)
+        elif args.mode == "upscale":
+            upscale_video(model, args.video, args.out, args.batch_size, args.crf or DEFAULT_CRF, args.precision)
         else:
-            upscale_video(model, args.video, args.out, args.batch_size)
+            video_track(model, args.video, 28 if args.crf is None else args.crf, args.batch_size, args.precision)
     except DataError as error:
         sys.exit(f"error: {error}")
 

@@ -1,19 +1,22 @@
-"""Continue (or resume) training model.h5 on the bundled data.
+"""Training: the loop, its losses and metric, and its one configuration. Continues (or resumes)
+model.h5 by default; `python model.py ARGS` is the first run, `python training.py --new ARGS`.
 
     python training.py                          # continue training model.h5 where it stands
     python training.py --epochs 50 --lr 2e-4 --data data/images.npz more.npz
+    python training.py --degradation jpeg --out results/model_compressed.h5   # the compressed-input model
     python training.py --strategy mirrored      # all local GPUs
     TF_CONFIG=... python training.py --strategy multiworker   # one process per machine
 
 A run that is killed (even with SIGKILL) resumes from its last backup, optimizer state included,
-when started again with the same command; model.h5 is only ever replaced whole.
+when started again with the same command; the model file is only ever replaced whole.
 """
 import argparse
+import dataclasses
 import json
-import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import absl.logging
@@ -22,11 +25,97 @@ import numpy as np
 import keras
 import matplotlib
 import tensorflow as tf
-from data_preparation import DEFAULT_DATASET, SCALE, DataError, atomic_write, load_dataset
-from model import DEFAULT_MODEL, RESULTS, load_model, psnr, with_precision
+from data_preparation import DEFAULT_DATASET, SCALE, DataError, atomic_output, jpeg, load_dataset, write_bytes
+from model import (ARCHITECTURES, BLOCKS, DEFAULT_MODEL, RESULTS, SEED_MODEL, WIDTH, build_model, load_model,
+                   with_precision)
 
 matplotlib.use("Agg")  # figures go to files; no window may open during training
 import matplotlib.pyplot as plt  # noqa: E402
+
+
+# ---------------------------------------------------------------------------------------------
+# The configuration: one dataclass; its fields are the command-line flags
+
+
+def flag(default, help, **argparse_options):
+    return field(default=default, metadata={"help": help, **argparse_options})
+
+
+@dataclass(frozen=True)
+class Config:
+    new: bool = flag(False, "train a new network (what `python model.py` does) instead of continuing --model",
+                     action="store_true")
+    arch: str = flag("residual", "with --new: residual (the default network) or seed (the original repo's "
+                     "network; its recipe becomes the defaults)", choices=list(ARCHITECTURES))
+    width: int = flag(WIDTH, "with --new, residual: channels")
+    blocks: int = flag(BLOCKS, "with --new, residual: residual blocks")
+    model: Path = flag(DEFAULT_MODEL, "without --new: the model to continue", type=Path)
+    out: Path = flag(None, "where the best model goes (None: --model when continuing, model.h5 when new)",
+                     type=Path)
+    history: Path = flag(RESULTS / "history.csv", "CSV log of the epochs; a training curve PNG is drawn beside it",
+                         type=Path)
+    data: tuple = flag((str(DEFAULT_DATASET),), "one or more datasets, concatenated", nargs="+", type=str,
+                       metavar="FILE.npz")
+    epochs: int = flag(300, "passes over the training pairs")
+    batch_size: int = flag(16, "pairs per step, all replicas")
+    lr: float = flag(1e-3, "peak learning rate of Adam")
+    loss: str = flag("l1", "l1 (chosen by measurement, see README), mse or charbonnier",
+                     choices=["l1", "mse", "charbonnier"])
+    patch: int = flag(48, "side of the random LR training patches in pixels; 0: whole tiles")
+    augment: bool = flag(True, "the 8 flips/rotations of each patch", action=argparse.BooleanOptionalAction)
+    schedule: str = flag("cosine", "learning rate: warm-up then cosine decay, or constant",
+                         choices=["cosine", "constant"])
+    patience: int = flag(40, "stop after this many epochs without a better validation PSNR")
+    degradation: str = flag("none", "none: clean LR (the benchmark protocol); jpeg: LR tiles JPEG-compressed "
+                            "at random quality (JPEG_QUALITIES), a share left clean (CLEAN_SHARE), validated on "
+                            "JPEG'd test pairs: the model for real photos and video", choices=["none", "jpeg"])
+    precision: str = flag("bfloat16", "bfloat16: compute in mixed bfloat16 (faster on CPUs with AVX512-BF16 and "
+                          "on GPUs; weights and the saved model stay float32)", choices=["bfloat16", "float32"])
+    strategy: str = flag("default", "default: this process's device; mirrored: all local GPUs "
+                         "(MirroredStrategy); multiworker: one process per machine, cluster from TF_CONFIG",
+                         choices=["default", "mirrored", "multiworker"])
+    seed: int = flag(0, "random seed")
+    backup_every: int = flag(200, "save the resume state every this many steps, besides each epoch's end",
+                             metavar="STEPS")
+
+
+FIRST_RUN = Config(new=True)
+CONTINUED = Config(epochs=50, lr=2e-4, history=RESULTS / "history_continued.csv")
+SEED_RECIPE = dataclasses.replace(  # the original repo's settings, as it trained its network
+    FIRST_RUN, arch="seed", loss="mse", batch_size=200, epochs=40, patch=0, augment=False, schedule="constant",
+    precision="float32", out=SEED_MODEL, history=RESULTS / "history_seed.csv")
+
+
+def add_arguments(parser, defaults):
+    for option in dataclasses.fields(Config):
+        options = {key: value for key, value in option.metadata.items() if key != "help"}
+        default = getattr(defaults, option.name)
+        shown = "" if option.metadata.get("action") == "store_true" else f" (default: {default})"
+        if "type" not in options and "action" not in options:
+            options["type"] = option.type
+        parser.add_argument(f"--{option.name.replace('_', '-')}", default=default,
+                            help=option.metadata["help"].replace("%", "%%") + shown, **options)
+
+
+def parse_config(argv=None):
+    """The run's Config from the command line; the defaults depend on --new and --arch."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    first, _ = argparse.ArgumentParser(add_help=False).parse_known_args(argv, Config())
+    probe = argparse.ArgumentParser(add_help=False)
+    probe.add_argument("--new", action="store_true")
+    probe.add_argument("--arch", default="residual")
+    known, _ = probe.parse_known_args(argv)
+    defaults = (SEED_RECIPE if known.arch == "seed" else FIRST_RUN) if known.new else CONTINUED
+    parser = argparse.ArgumentParser(prog="model.py" if known.new else None, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser, defaults)
+    args = vars(parser.parse_args(argv))
+    args["data"] = tuple(args["data"])
+    return Config(**args)
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses and the metric
 
 
 @keras.saving.register_keras_serializable(package="sr")
@@ -35,7 +124,19 @@ def charbonnier(y_true, y_pred, epsilon=1e-3):
     return tf.reduce_mean(tf.sqrt(tf.square(y_true - y_pred) + epsilon**2))
 
 
+@keras.saving.register_keras_serializable(package="sr")
+def psnr(y_true, y_pred):
+    """PSNR in dB of images in [0, 1], per image (Keras averages over the batch)."""
+    return tf.image.psnr(y_true, tf.clip_by_value(y_pred, 0.0, 1.0), max_val=1.0)
+
+
 LOSSES = {"l1": "mean_absolute_error", "mse": "mean_squared_error", "charbonnier": charbonnier}
+
+# Compressed-input training ("jpeg"): each LR tile is JPEG'd whole (so the 8x8 grid falls where a
+# real file's does) at a quality drawn uniformly from JPEG_QUALITIES, except a CLEAN_SHARE of them.
+JPEG_QUALITIES = (30, 95)
+CLEAN_SHARE = 0.2
+VALIDATION_QUALITIES = (None, 30, 40, 50, 60, 75, 90)  # cycled over the test split; None = clean
 
 
 # ---------------------------------------------------------------------------------------------
@@ -50,15 +151,36 @@ def dihedral(lr, hr, choice):
             tf.cond(flip, lambda: tf.image.flip_left_right(hr), lambda: hr))
 
 
-def make_pipeline(x, y, batch_size, patch=None, augment=True, seed=0):
-    """Endless shuffled batches of (LR, HR): random LR patches of `patch` pixels (and the HR
-    patch under them), the 8 flips/rotations, prefetched."""
-    pairs = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).repeat()
-    randoms = tf.data.Dataset.random(seed=seed).batch(3)
+def compress(lr, random):
+    """The training degradation on top of degrade(): a whole LR tile JPEG'd at a random quality
+    (libjpeg through TensorFlow; with the accurate DCT a test finds it equal to the benchmark's Pillow),
+    or left clean."""
+    low, high = JPEG_QUALITIES
+    quality = low + random[1] % (high - low + 1)
+    clean = tf.cast(random[0] % 1000, tf.float32) < 1000 * CLEAN_SHARE
+    return tf.cond(clean, lambda: lr, lambda: tf.image.adjust_jpeg_quality(lr, quality, dct_method="INTEGER_ACCURATE"))
 
-    def transform(pair, random):
+
+def compressed_validation(x_test):
+    """The test split's LR as the compressed-input model is validated: Pillow JPEG at
+    VALIDATION_QUALITIES in turn (the benchmark's own compression), some left clean."""
+    qualities = [VALIDATION_QUALITIES[i % len(VALIDATION_QUALITIES)] for i in range(len(x_test))]
+    return np.stack([lr if quality is None else jpeg(lr, quality) for lr, quality in zip(x_test, qualities)])
+
+
+def make_pipeline(x, y, batch_size, patch=None, augment=True, seed=0, degradation="none"):
+    """Endless shuffled batches of (LR, HR): the LR tile degraded further (`degradation`), random
+    LR patches of `patch` pixels (and the HR patch under them), the 8 flips/rotations, prefetched."""
+    pairs = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).repeat()
+    # A second stream for the degradation, so that the clean recipe's random numbers stay as they were.
+    randoms = tf.data.Dataset.zip(tf.data.Dataset.random(seed=seed).batch(3),
+                                  tf.data.Dataset.random(seed=seed + 1).batch(2))
+
+    def transform(pair, randoms):
         lr, hr = pair
-        random = tf.cast(random % 65536, tf.int32)
+        random, extra = (tf.cast(r % 65536, tf.int32) for r in randoms)
+        if degradation == "jpeg":
+            lr = compress(lr, extra)
         if patch is not None:
             top = random[0] % (tf.shape(lr)[0] - patch + 1)
             left = random[1] % (tf.shape(lr)[1] - patch + 1)
@@ -76,13 +198,11 @@ def make_pipeline(x, y, batch_size, patch=None, augment=True, seed=0):
 # Callbacks: the best model and the resume state, both written whole or not at all
 
 
-def save_model_atomically(model, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.partial.h5")  # Keras picks the format from the suffix
+def save_model(model, path):
+    """The model, in float32 to run, at `path`, replaced whole."""
     absl.logging.set_verbosity("error")  # .h5 is the format asked for: no "legacy format" warning each time
-    with_precision(model, "float32").save(temporary, include_optimizer=False)  # full precision to run
-    os.replace(temporary, path)
+    with atomic_output(path) as temporary:
+        with_precision(model, "float32").save(temporary, include_optimizer=False)
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -96,7 +216,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is not None and np.isfinite(value) and value > self.best:
             self.best = float(value)
-            save_model_atomically(self.model, self.path)
+            save_model(self.model, self.path)
 
 
 class Backup(keras.callbacks.Callback):
@@ -125,13 +245,11 @@ class Backup(keras.callbacks.Callback):
         self.save(epoch + 1)
 
     def save(self, epoch):
-        self.folder.mkdir(parents=True, exist_ok=True)
-        temporary = self.folder / "partial.weights.h5"
-        self.model.save_weights(temporary)
-        os.replace(temporary, self.weights_path)
+        with atomic_output(self.weights_path) as temporary:
+            self.model.save_weights(temporary)
         self.state = {"epoch": epoch, "elapsed_s": round(time.monotonic() - self.started, 1),
                       "best": self.checkpoint.best}
-        atomic_write(self.state_path, lambda file: file.write(json.dumps(self.state).encode()))
+        write_bytes(self.state_path, json.dumps(self.state).encode())
 
     @staticmethod
     def restore(folder, model):
@@ -184,33 +302,39 @@ def plot_history(csv_path, png_path):
     psnr_axes.plot(history["epoch"] + 1, history["val_psnr"], color="tab:orange")
     psnr_axes.set(xlabel="epoch", ylabel="PSNR (dB)", title="validation PSNR (bundled test split)")
     figure.tight_layout()
-    atomic_write(png_path, lambda file: figure.savefig(file, format="png", dpi=100))
+    with atomic_output(png_path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
     plt.close(figure)
 
 
-def run(build, out, data=(DEFAULT_DATASET,), epochs=300, batch_size=16, lr=1e-3, loss="l1",
-        patch=48, augment=True, schedule="cosine", seed=0, strategy="default", patience=40,
-        precision="bfloat16", history=None, backup_every=200, verbose="auto"):
-    """Train the model that `build()` returns (built inside the strategy's scope) and keep the
-    best validation PSNR in `out`. Returns the Keras History of this (possibly resumed) run."""
-    out = Path(out)
-    keras.utils.set_random_seed(seed)
-    x_train, y_train, x_test, y_test = load_dataset(data)
-    if len(x_train) < batch_size:
-        raise DataError(f"{len(x_train)} training pairs, fewer than one batch of {batch_size}")
-    steps_per_epoch = len(x_train) // batch_size
-    total_steps = epochs * steps_per_epoch
-    with make_strategy(strategy).scope():
+def run(config, build=None):
+    """Train the network that `build()` returns (built inside the strategy's scope; by default a
+    new one of config.arch with --new, else config.model loaded) and keep the best validation PSNR
+    in config.out. Returns the Keras History of this (possibly resumed) run."""
+    if build is None:
+        build = (lambda: build_model(config.arch, **(dict(width=config.width, blocks=config.blocks)
+                                                     if config.arch == "residual" else {}))) \
+            if config.new else (lambda: load_model(config.model))
+    out = Path(config.out or (DEFAULT_MODEL if config.new else config.model))
+    keras.utils.set_random_seed(config.seed)
+    x_train, y_train, x_test, y_test = load_dataset(config.data)
+    if len(x_train) < config.batch_size:
+        raise DataError(f"{len(x_train)} training pairs, fewer than one batch of {config.batch_size}")
+    if config.degradation == "jpeg":
+        x_test = compressed_validation(x_test)
+    steps_per_epoch = len(x_train) // config.batch_size
+    total_steps = config.epochs * steps_per_epoch
+    with make_strategy(config.strategy).scope():
         model = build()
-        if precision == "bfloat16":
+        if config.precision == "bfloat16":
             model = with_precision(model, "mixed_bfloat16")
-        if schedule == "cosine":
+        if config.schedule == "cosine":
             warmup = min(500, total_steps // 10)
             learning_rate = keras.optimizers.schedules.CosineDecay(
-                0.0, total_steps - warmup, alpha=0.01, warmup_target=lr, warmup_steps=warmup)
+                0.0, total_steps - warmup, alpha=0.01, warmup_target=config.lr, warmup_steps=warmup)
         else:
-            learning_rate = lr
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=LOSSES[loss], metrics=[psnr])
+            learning_rate = config.lr
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=LOSSES[config.loss], metrics=[psnr])
         backup_folder = out.with_name(f".{out.name}.resume")
         state = Backup.restore(backup_folder, model)
     if state:
@@ -224,79 +348,33 @@ def run(build, out, data=(DEFAULT_DATASET,), epochs=300, batch_size=16, lr=1e-3,
     if state:
         print(f"resuming {out} at epoch {initial_epoch + 1}, step {int(model.optimizer.iterations.numpy())}")
     callbacks = [
-        Backup(backup_folder, backup_every, checkpoint, state),
+        Backup(backup_folder, config.backup_every, checkpoint, state),
         checkpoint,
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.EarlyStopping("val_psnr", mode="max", patience=patience, verbose=1),
+        keras.callbacks.EarlyStopping("val_psnr", mode="max", patience=config.patience, verbose=1),
         StopAtStep(total_steps),
     ]
-    if history:
-        Path(history).parent.mkdir(parents=True, exist_ok=True)
-        callbacks.append(keras.callbacks.CSVLogger(history, append=bool(state)))
-    if verbose == "auto":
-        verbose = 1 if sys.stdout.isatty() else 2
-    fit = model.fit(make_pipeline(x_train, y_train, batch_size, patch, augment, seed),
-                    steps_per_epoch=steps_per_epoch, epochs=epochs, initial_epoch=initial_epoch,
+    history = Path(config.history)
+    history.parent.mkdir(parents=True, exist_ok=True)
+    callbacks.append(keras.callbacks.CSVLogger(history, append=bool(state)))
+    pipeline = make_pipeline(x_train, y_train, config.batch_size, config.patch or None, config.augment,
+                             config.seed, config.degradation)
+    fit = model.fit(pipeline, steps_per_epoch=steps_per_epoch, epochs=config.epochs, initial_epoch=initial_epoch,
                     validation_data=(x_test, y_test), validation_batch_size=32,
-                    callbacks=callbacks, verbose=verbose)
+                    callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
     shutil.rmtree(backup_folder, ignore_errors=True)  # the run ended by itself: nothing to resume
-    if history and Path(history).is_file():
-        plot_history(history, Path(history).with_name(Path(history).stem.replace("history", "training_curve")
-                                                      + ".png"))
+    if history.is_file():
+        plot_history(history, history.with_name(history.stem.replace("history", "training_curve") + ".png"))
     print(f"best validation PSNR {checkpoint.best:.2f} dB, saved in {out}")
     return fit
 
 
-# ---------------------------------------------------------------------------------------------
-# Command line (model.py shares these flags)
-
-
-def add_training_arguments(parser, epochs=300, lr=1e-3):
-    parser.add_argument("--epochs", type=int, default=epochs,
-                        help=f"passes over the training pairs (default: {epochs})")
-    parser.add_argument("--batch-size", type=int, default=16, help="pairs per step, all replicas (default: 16)")
-    parser.add_argument("--lr", type=float, default=lr, help=f"peak learning rate of Adam (default: {lr:g})")
-    parser.add_argument("--loss", choices=list(LOSSES), default="l1",
-                        help="l1 (chosen by measurement, see README), mse or charbonnier (default: l1)")
-    parser.add_argument("--patch", type=int, default=48,
-                        help="side of the random LR training patches, in pixels (default: 48)")
-    parser.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
-                        help="learning-rate schedule: warm-up then cosine decay, or constant (default: cosine)")
-    parser.add_argument("--patience", type=int, default=40,
-                        help="stop after this many epochs without a better validation PSNR (default: 40)")
-    parser.add_argument("--data", nargs="+", default=[str(DEFAULT_DATASET)], metavar="FILE.npz",
-                        help="one or more datasets, concatenated (default: data/images.npz)")
-    parser.add_argument("--out", type=Path, default=None, help="where the best model goes")
-    parser.add_argument("--history", type=Path, default=None,
-                        help="CSV log of the epochs; a training curve PNG is drawn beside it")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--backup-every", type=int, default=200, metavar="STEPS",
-                        help="save the resume state every STEPS steps, besides each epoch's end (default: 200)")
-    parser.add_argument("--precision", choices=["bfloat16", "float32"], default="bfloat16",
-                        help="bfloat16: compute in mixed bfloat16 (~1.7x faster on CPUs with AVX512-BF16 "
-                             "and on GPUs; weights and the saved model stay float32) (default: bfloat16)")
-    parser.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default="default",
-                        help="default: this process's device; mirrored: all local GPUs "
-                             "(tf.distribute.MirroredStrategy); multiworker: one process per machine, "
-                             "cluster from TF_CONFIG (MultiWorkerMirroredStrategy)")
-
-
-def settings_from(args):
-    return dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, loss=args.loss,
-                patch=args.patch, schedule=args.schedule, patience=args.patience, strategy=args.strategy,
-                precision=args.precision, backup_every=args.backup_every)
-
-
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model to continue (default: model.h5)")
-    add_training_arguments(parser, epochs=50, lr=2e-4)
-    args = parser.parse_args(argv)
-    out = args.out or args.model
+    config = parse_config(argv)
     try:
-        load_model(args.model)  # fail early, with a clear message, on a missing or broken file
-        run(lambda: load_model(args.model), out=out, data=args.data, seed=args.seed,
-            history=args.history or RESULTS / "history_continued.csv", **settings_from(args))
+        if not config.new:
+            load_model(config.model)  # fail early, with a clear message, on a missing or broken file
+        run(config)
     except DataError as error:
         sys.exit(f"error: {error}")
 

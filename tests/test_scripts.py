@@ -1,10 +1,16 @@
-"""Every script: --help works, importing it has no side effects, one copy of the shared functions."""
+"""Every script: --help works, importing it has no side effects, one copy of the shared functions,
+no import circle, each short enough to read top to bottom."""
 import ast
 import subprocess
 import sys
 
 import pytest
 from conftest import REPO
+
+import data_preparation
+import testing
+import testing_video
+import training
 
 SCRIPTS = ["data_preparation.py", "model.py", "training.py", "testing.py", "testing_video.py"]
 
@@ -14,11 +20,20 @@ def repo_files():
             and ".git" not in p.parts}
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_help(script):
-    result = subprocess.run([sys.executable, str(REPO / script), "--help"], capture_output=True, text=True,
+@pytest.mark.parametrize("main", [data_preparation.main, training.main, testing.main, testing_video.main])
+def test_help(main, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0 and out.startswith("usage:") and "--" in out
+
+
+def test_model_py_is_the_first_training_run():
+    """model.py becomes `training.py --new`: its help is the new run's, with the first run's defaults."""
+    result = subprocess.run([sys.executable, str(REPO / "model.py"), "--help"], capture_output=True, text=True,
                             timeout=120)
-    assert result.returncode == 0 and result.stdout.startswith("usage:") and "--" in result.stdout
+    assert result.returncode == 0 and result.stdout.startswith("usage: model.py")
+    assert "(default: 300)" in result.stdout and "(default: 0.001)" in result.stdout
 
 
 def test_importing_the_scripts_does_nothing():
@@ -29,11 +44,34 @@ def test_importing_the_scripts_does_nothing():
     assert result.stdout == "" and repo_files() == before
 
 
+def imports_of(script):
+    names = set()
+    for node in ast.walk(ast.parse((REPO / script).read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return {f"{name}.py" for name in names} & set(SCRIPTS)
+
+
+def test_no_import_circle():
+    """Imports go one way: data_preparation <- model <- training, testing <- testing_video."""
+    reachable = {script: imports_of(script) for script in SCRIPTS}
+    for _ in SCRIPTS:  # transitive closure
+        reachable = {s: deps | {d for dep in deps for d in reachable[dep]} for s, deps in reachable.items()}
+    assert [script for script in SCRIPTS if script in reachable[script]] == []
+
+
+def test_scripts_stay_short():
+    assert {script: n for script in SCRIPTS if (n := len((REPO / script).read_text().splitlines())) > 400} == {}
+
+
 def test_one_definition_of_each_shared_function():
     definitions = {}
-    for script in SCRIPTS:
+    for script in SCRIPTS + ["data/build_bundled.py"]:
         for node in ast.walk(ast.parse((REPO / script).read_text())):
             if isinstance(node, ast.FunctionDef):
                 definitions.setdefault(node.name, []).append(script)
-    for name in ["degrade", "load_dataset", "upscale", "to_luma", "read_video", "measure"]:
+    for name in ["degrade", "jpeg", "load_dataset", "upscale", "upscale_color", "to_luma", "read_video", "measure",
+                 "atomic_output", "markdown_table"]:
         assert len(definitions.get(name, [])) == 1, (name, definitions.get(name))
