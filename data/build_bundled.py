@@ -125,7 +125,7 @@ def gcompris_photos():
 
 def write_credits(credits):
     lines = ["# GCompris photographs in images.npz", "",
-             "Written by `python data_preparation.py` from the README files inside the bundles of Debian's",
+             "Written by `python data/build_bundled.py` from the README files inside the bundles of Debian's",
              "`gcompris-qt-data` (`/usr/share/gcompris-qt/rcc/`). Each is the photograph on its source page as",
              "GCompris cropped and resized it; the crops in `images.npz` are its grey (BT.601 luma) 128x128",
              "tiles after shrinking to at most 1024 px.", ""]

@@ -1,20 +1,26 @@
-"""How fast is the model? Run by hand: python tests/benchmark_speed.py [--model model.h5]
+"""How fast are training and inference? Run by hand: python tests/benchmark_speed.py [--model model.h5]
 
-Prints frames/s at 64x64 -> 128x128 in batches of 32, the GFLOP per frame (multiply-adds x 2 of
-the convolutions), and the share of this machine's fp32 matmul peak, measured in the same run.
+Prints, all measured in this one run (ratios are what to compare on a noisy machine):
+- inference, 64x64 -> 128x128 in batches of 32: a plain float32 Keras call against `upscale()`
+  (bfloat16 where the CPU has it), with GFLOP/s against the peak of a large bfloat16 and float32 matmul;
+- training steps/s (batch 16 of 48x48 patches), float32 against mixed bfloat16;
+- a 3072x2048 photo through `testing.py --upscale`'s path (read, colour, tiles, write), seconds.
 """
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import imageio.v3 as iio  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import model  # noqa: E402
+import testing  # noqa: E402
 
 
 def best_time(function, repeats):
@@ -36,28 +42,50 @@ def conv_gflop_per_frame(net, height=64, width=64):
     return flop / 1e9
 
 
-def matmul_gflops(size=2048, repeats=10):
-    a = tf.random.normal((size, size))
-    b = tf.random.normal((size, size))
+def matmul_gflops(dtype, size=2048, repeats=10):
+    a = tf.cast(tf.random.normal((size, size)), dtype)
+    b = tf.cast(tf.random.normal((size, size)), dtype)
     seconds = best_time(lambda: tf.linalg.matmul(a, b).numpy(), repeats)
     return 2 * size**3 / seconds / 1e9
+
+
+def training_steps_per_second(precision, steps=10):
+    net = model.build_residual()
+    if precision == "bfloat16":
+        net = model.with_precision(net, "mixed_bfloat16")
+    net.compile(optimizer=keras.optimizers.Adam(1e-4), loss="mean_absolute_error")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, 48, 48, 1), np.float32), rng.random((16, 96, 96, 1), np.float32)
+    return 1 / best_time(lambda: net.train_on_batch(x, y), steps)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=model.DEFAULT_MODEL)
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
     net = model.load_model(args.model)
     batch = np.random.default_rng(0).random((32, 64, 64, 1)).astype(np.float32)
-    seconds = best_time(lambda: model.upscale(net, batch), args.repeats)
-    fps = len(batch) / seconds
+    plain = len(batch) / best_time(lambda: net(batch, training=False), args.repeats)
+    fast = len(batch) / best_time(lambda: model.upscale(net, batch), args.repeats)
     gflop = conv_gflop_per_frame(net)
-    peak = matmul_gflops()
-    print(f"{args.model.name}: {net.count_params():,} parameters")
-    print(f"speed: {fps:.0f} frames/s (64x64 -> 128x128, batch 32, best of {args.repeats})")
-    print(f"work: {gflop:.3f} GFLOP per frame -> {fps * gflop:.0f} GFLOP/s")
-    print(f"fp32 matmul on this machine: {peak:.0f} GFLOP/s -> the model runs at {fps * gflop / peak:.0%} of it")
+    peaks = {dtype: matmul_gflops(dtype) for dtype in (tf.bfloat16, tf.float32)}
+    print(f"{args.model.name}: {net.count_params():,} parameters, {gflop:.3f} GFLOP per 64x64 frame")
+    print(f"matmul peaks: bfloat16 {peaks[tf.bfloat16]:.0f} GFLOP/s, float32 {peaks[tf.float32]:.0f} GFLOP/s")
+    print(f"inference, plain float32 Keras call: {plain:.0f} frames/s ({plain * gflop:.0f} GFLOP/s)")
+    print(f"inference, upscale() in {model.resolve_precision()}: {fast:.0f} frames/s ({fast * gflop:.0f} GFLOP/s, "
+          f"{fast * gflop / peaks[tf.bfloat16]:.0%} of the bfloat16 matmul peak): {fast / plain:.2f}x float32")
+    steps = {precision: training_steps_per_second(precision) for precision in ("float32", "bfloat16")}
+    print(f"training, batch 16 of 48x48: float32 {steps['float32']:.2f} steps/s, bfloat16 {steps['bfloat16']:.2f} "
+          f"steps/s: {steps['bfloat16'] / steps['float32']:.2f}x")
+    with tempfile.TemporaryDirectory() as folder:
+        photo = Path(folder) / "photo.png"
+        iio.imwrite(photo, np.random.default_rng(0).integers(0, 256, (2048, 3072, 3), dtype=np.uint8))
+        models = {"model": net}
+        testing.upscale_files(models, [photo], Path(folder) / "warm")  # tracing, once
+        start = time.perf_counter()
+        testing.upscale_files(models, [photo], Path(folder) / "out")
+        print(f"3072x2048 photo -> 6144x4096, read + upscale + write: {time.perf_counter() - start:.1f} s")
 
 
 if __name__ == "__main__":
