@@ -218,3 +218,4 @@ def test_bfloat16_upscale_loses_at_most_002_db():
     assert abs(psnr["bfloat16"] - psnr["float32"]) <= 0.02, psnr
     assert model.compute_in(net, "bfloat16") is model.compute_in(net, "bfloat16")  # one copy, made once
     assert model.resolve_precision("auto") == ("bfloat16" if model.cpu_computes_bfloat16() else "float32")
+
