@@ -4,7 +4,8 @@ Prints, all measured in this one run (ratios are what to compare on a noisy mach
 - inference, 64x64 -> 128x128 in batches of 32: a plain float32 Keras call against `upscale()`
   (bfloat16 where the CPU has it), with GFLOP/s against the peak of a large bfloat16 and float32 matmul;
 - training steps/s (batch 16 of 48x48 patches), float32 against mixed bfloat16;
-- a 3072x2048 photo through `testing.py --upscale`'s path (read, colour, tiles, write), seconds.
+- a 3072x2048 photo through `testing.py --upscale`'s path (read, colour, tiles, write), seconds;
+- with --shapes: the same inference rates for other widths x residual blocks (the README's table).
 """
 import argparse
 import sys
@@ -63,6 +64,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=model.DEFAULT_MODEL)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--shapes", action="store_true", help="also time other widths x blocks (untrained)")
     args = parser.parse_args()
     net = model.load_model(args.model)
     batch = np.random.default_rng(0).random((32, 64, 64, 1)).astype(np.float32)
@@ -78,6 +80,12 @@ def main():
     steps = {precision: training_steps_per_second(precision) for precision in ("float32", "bfloat16")}
     print(f"training, batch 16 of 48x48: float32 {steps['float32']:.2f} steps/s, bfloat16 {steps['bfloat16']:.2f} "
           f"steps/s: {steps['bfloat16'] / steps['float32']:.2f}x")
+    for width, blocks in [(32, 6), (32, 8), (32, 10), (48, 4), (40, 6), (48, 8)] if args.shapes else []:
+        other = model.build_residual(width, blocks)
+        plain = len(batch) / best_time(lambda: other(batch, training=False), args.repeats)
+        fast = len(batch) / best_time(lambda: model.upscale(other, batch), args.repeats)
+        print(f"{width} x {blocks}: {other.count_params():,} parameters, float32 {plain:.0f} frames/s, "
+              f"upscale() {fast:.0f} frames/s")
     with tempfile.TemporaryDirectory() as folder:
         photo = Path(folder) / "photo.png"
         iio.imwrite(photo, np.random.default_rng(0).integers(0, 256, (2048, 3072, 3), dtype=np.uint8))

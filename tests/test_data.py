@@ -376,3 +376,16 @@ def test_gcompris_photos_keep_free_licences_once(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(build_bundled, "GCOMPRIS", ("gcompris-qt-data", "apt-get install x", str(tmp_path / "no"), ["one.rcc"]))
     assert build_bundled.gcompris_photos() == []
     assert "apt-get install x" in capsys.readouterr().err
+
+
+def test_jpeg_is_pillows_round_trip():
+    """The compressed track's LR is exactly what Pillow writes and reads at that quality (4:2:0 for colour)."""
+    rgb = np.round(natural_image(48, 64, 4) * 255) / 255
+    for quality in (30, 75, 95):
+        buffer = io.BytesIO()
+        Image.fromarray((rgb * 255).round().astype(np.uint8)).save(buffer, "JPEG", quality=quality)
+        expected = np.asarray(Image.open(buffer)).astype(np.float32) / 255
+        np.testing.assert_array_equal(dp.jpeg(rgb, quality), expected)
+    assert np.abs(dp.jpeg(rgb, 30) - rgb).mean() > np.abs(dp.jpeg(rgb, 95) - rgb).mean() > 0
+    with pytest.raises(ValueError, match="1-100"):
+        dp.jpeg(rgb, 0)

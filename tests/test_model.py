@@ -219,3 +219,28 @@ def test_bfloat16_upscale_loses_at_most_002_db():
     assert model.compute_in(net, "bfloat16") is model.compute_in(net, "bfloat16")  # one copy, made once
     assert model.resolve_precision("auto") == ("bfloat16" if model.cpu_computes_bfloat16() else "float32")
 
+
+
+def test_training_on_compressed_pairs_helps_on_compressed_input(tmp_path):
+    """The same tiny network, seed and steps, trained on JPEG'd LR (--degradation jpeg) and on
+    clean LR (96 bundled photo tiles): on JPEG q40 input the first is the better one."""
+    x_train, y_train, x_test, y_test = (array[:96] for array in dp.load_dataset())
+    dp.save_dataset(tmp_path / "photos.npz", x_train, y_train, x_test[:32], y_test[:32])
+    compressed_input = np.stack([dp.jpeg(lr, 40) for lr in x_test[:32]])
+    psnr = {}
+    for degradation in ("none", "jpeg"):
+        fit = tiny_run(tmp_path / "photos.npz", tmp_path / f"{degradation}.h5", epochs=20, degradation=degradation,
+                       width=16, blocks=2, lr=5e-3)
+        sr = model.upscale(fit.model, compressed_input, precision="float32")
+        psnr[degradation] = float(np.mean(tf.image.psnr(y_test[:32], sr, 1.0)))
+    assert psnr["jpeg"] > psnr["none"] + 0.1, psnr
+
+
+def test_training_jpeg_is_the_benchmarks_pillow_jpeg():
+    """compress() (TensorFlow's libjpeg, in the tf.data pipeline) gives the benchmark's Pillow JPEG."""
+    _, _, x_test, _ = dp.load_dataset()
+    for quality in (30, 50, 75, 95):
+        for lr in x_test[:40:8]:
+            # random[0] = 999 is never in the clean share; random[1] picks quality JPEG_QUALITIES[0] + offset
+            ours = training.compress(tf.constant(lr), tf.constant([999, quality - training.JPEG_QUALITIES[0]]))
+            np.testing.assert_allclose(ours.numpy(), dp.jpeg(lr, quality), atol=1e-6)
