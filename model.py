@@ -279,7 +279,7 @@ def upscale_tiled(network, image, tile, self_ensemble=False):
     return out
 
 
-TILE = 256  # LR pixels per tile for large images: bounded memory, identical result
+TILE = 512  # LR pixels per tile for large images: bounded memory (a test), identical result, few overlaps
 
 
 def upscale_color(model, images, self_ensemble=False, tile=TILE, precision="auto"):

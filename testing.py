@@ -27,7 +27,7 @@ from tqdm import tqdm
 from data_preparation import (DEFAULT_DATASET, ORIENTATION_TAG, SCALE, DataError, atomic_output, degrade, jpeg,
                               list_files, load_dataset, markdown_table, modcrop, read_image, to_luma, warn,
                               write_bytes)
-from model import (PRECISIONS, RESULTS, SEED_MODEL, SKIMAGE_ORDERS, interpolate, load_model, load_models,
+from model import (PRECISIONS, RESULTS, SEED_MODEL, SKIMAGE_ORDERS, TILE, interpolate, load_model, load_models,
                    resolve_precision, upscale, upscale_color)
 
 matplotlib.use("Agg")  # files, not windows, unless --show
@@ -197,10 +197,10 @@ def benchmark(models, folders, qualities=(), self_ensemble=False, precision="aut
             for quality in (None, *qualities):
                 lr_y = to_luma(lr if quality is None else jpeg(lr, quality))[None]
                 methods = {"bicubic": interpolate(lr_y, "bicubic")[0]}
-                methods.update({method: upscale(net, lr_y, tile=256, precision=precision)[0]
+                methods.update({method: upscale(net, lr_y, tile=TILE, precision=precision)[0]
                                 for method, net in models.items()})
                 if self_ensemble and quality is None:
-                    methods.update({f"{method}+": upscale(net, lr_y, self_ensemble=True, tile=256, precision=precision)[0]
+                    methods.update({f"{method}+": upscale(net, lr_y, self_ensemble=True, tile=TILE, precision=precision)[0]
                                     for method, net in models.items()})
                 for method, sr in methods.items():
                     psnr, ssim = measure(hr_y, sr)

@@ -1,7 +1,6 @@
 """data_preparation.py: the degradation, the colour convention, image and video ingestion, datasets."""
 import io
 import struct
-import subprocess
 import sys
 import types
 import zlib
