@@ -118,7 +118,7 @@ def test_mirrored_strategy_over_two_cpus(tiny_dataset, tmp_path):
     assert np.isfinite(fit.history["loss"]).all() and (tmp_path / "m.h5").is_file()
 
 
-def test_training_cli_continues_a_model(tiny_dataset, tmp_path):
+def test_training_cli_continues_a_model_and_keeps_the_better_one(tiny_dataset, tmp_path):
     net = model.build_model(**TINY)
     training.save_model(net, tmp_path / "m.h5")
     before = (tmp_path / "m.h5").stat().st_mtime_ns
@@ -127,6 +127,13 @@ def test_training_cli_continues_a_model(tiny_dataset, tmp_path):
                    "--history", str(tmp_path / "h.csv")])
     assert (tmp_path / "m.h5").stat().st_mtime_ns != before  # better than the untrained start, so replaced
     assert len((tmp_path / "h.csv").read_text().splitlines()) == 3
+    # Continuing never replaces a model by a worse one: with a learning rate of zero no epoch can
+    # beat the starting point, so the file stays as it was.
+    before = (tmp_path / "m.h5").read_bytes()
+    training.main(["--model", str(tmp_path / "m.h5"), "--data", str(tiny_dataset), "--epochs", "1", "--lr", "0",
+                   "--batch-size", "8", "--patch", "24", "--precision", "float32",
+                   "--history", str(tmp_path / "h.csv")])
+    assert (tmp_path / "m.h5").read_bytes() == before
 
 
 KILLED_CHILD = """
@@ -149,7 +156,7 @@ def test_resume_after_sigkill(tiny_dataset, tmp_path):
     """Killed with SIGKILL at step 20 and started again with the same command, training goes on
     from its last backup (weights, optimizer and step 18) and ends at the planned step."""
     out = tmp_path / "m.h5"
-    args = ["--new", "--width", "8", "--blocks", "1", "--epochs", "8", "--batch-size", "8", "--patch", "24",
+    args = ["--new", "--width", "8", "--blocks", "1", "--epochs", "6", "--batch-size", "8", "--patch", "24",
             "--data", str(tiny_dataset), "--out", str(out), "--history", str(tmp_path / "h.csv"),
             "--backup-every", "3", "--precision", "float32"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -164,7 +171,7 @@ def test_resume_after_sigkill(tiny_dataset, tmp_path):
     assert second.returncode == 0, second.stdout + second.stderr
     assert f"resuming {out} at epoch 4, step 18" in second.stdout
     epochs = [int(line.split(",")[0]) for line in (tmp_path / "h.csv").read_text().splitlines()[1:]]
-    assert epochs == list(range(8))  # the log goes on where it stopped, not from scratch
+    assert epochs == list(range(6))  # the log goes on where it stopped, not from scratch
     assert not state_file.parent.exists()
 
 
@@ -197,21 +204,11 @@ def test_self_ensemble_is_the_mean_over_flips():
     np.testing.assert_allclose(model.upscale(net, lr[:, ::-1], self_ensemble=True)[:, ::-1], ensemble, atol=1e-5)
 
 
-def test_continuing_never_replaces_a_model_by_a_worse_one(tiny_dataset, tmp_path):
-    tiny_run(tiny_dataset, tmp_path / "m.h5", epochs=3)
-    before = (tmp_path / "m.h5").read_bytes()
-    # With a learning rate of zero no epoch can beat the starting point, so the file stays as it was.
-    training.main(["--model", str(tmp_path / "m.h5"), "--data", str(tiny_dataset), "--epochs", "1", "--lr", "0",
-                   "--batch-size", "8", "--patch", "24", "--precision", "float32",
-                   "--history", str(tmp_path / "h.csv")])
-    assert (tmp_path / "m.h5").read_bytes() == before
-
-
 def test_bfloat16_upscale_loses_at_most_002_db():
     """upscale() computes in bfloat16 where the CPU has it: on the bundled test split that costs
     <= 0.02 dB against float32 (the fixed bicubic skip and the output stay float32)."""
     net = model.load_model(REPO / "model.h5")
-    _, _, x_test, y_test = dp.load_dataset()
+    _, _, x_test, y_test = (array[::2] for array in dp.load_dataset())  # every other test pair: 154
     psnr = {precision: np.mean(tf.image.psnr(y_test, model.upscale(net, x_test, precision=precision), 1.0))
             for precision in ("float32", "bfloat16")}
     assert abs(psnr["bfloat16"] - psnr["float32"]) <= 0.02, psnr
@@ -220,17 +217,19 @@ def test_bfloat16_upscale_loses_at_most_002_db():
 
 
 
-def test_training_on_compressed_pairs_helps_on_compressed_input(tmp_path):
-    """The same tiny network, seed and steps, trained on JPEG'd LR (--degradation jpeg) and on
-    clean LR (96 bundled photo tiles): on JPEG q40 input the first is the better one."""
+def test_training_on_compressed_pairs_helps_on_compressed_input():
+    """The same small network, seed and steps, trained on the pipeline's JPEG'd LR
+    (degradation="jpeg") and on clean LR (96 bundled photo tiles): on JPEG q40 input the first wins."""
     x_train, y_train, x_test, y_test = (array[:96] for array in dp.load_dataset())
-    dp.save_dataset(tmp_path / "photos.npz", x_train, y_train, x_test[:32], y_test[:32])
     compressed_input = np.stack([dp.jpeg(lr, 40) for lr in x_test[:32]])
     psnr = {}
     for degradation in ("none", "jpeg"):
-        fit = tiny_run(tmp_path / "photos.npz", tmp_path / f"{degradation}.h5", epochs=20, degradation=degradation,
-                       width=16, blocks=2, lr=5e-3)
-        sr = model.upscale(fit.model, compressed_input, precision="float32")
+        keras.utils.set_random_seed(0)
+        net = model.build_residual(16, 2)
+        net.compile(optimizer=keras.optimizers.Adam(5e-3), loss="mean_absolute_error")
+        net.fit(training.make_pipeline(x_train, y_train, 8, 24, seed=0, degradation=degradation),
+                steps_per_epoch=300, epochs=1, verbose=0)
+        sr = model.upscale(net, compressed_input, precision="float32")
         psnr[degradation] = float(np.mean(tf.image.psnr(y_test[:32], sr, 1.0)))
     assert psnr["jpeg"] > psnr["none"] + 0.1, psnr
 
@@ -238,8 +237,8 @@ def test_training_on_compressed_pairs_helps_on_compressed_input(tmp_path):
 def test_training_jpeg_is_the_benchmarks_pillow_jpeg():
     """compress() (TensorFlow's libjpeg, in the tf.data pipeline) gives the benchmark's Pillow JPEG."""
     _, _, x_test, _ = dp.load_dataset()
-    for quality in (30, 50, 75, 95):
-        for lr in x_test[:40:8]:
+    for quality in (30, 75, 95):
+        for lr in x_test[:30:10]:
             # random[0] = 999 is never in the clean share; random[1] picks quality JPEG_QUALITIES[0] + offset
             ours = training.compress(tf.constant(lr), tf.constant([999, quality - training.JPEG_QUALITIES[0]]))
             np.testing.assert_allclose(ours.numpy(), dp.jpeg(lr, quality), atol=1e-6)
