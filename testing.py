@@ -288,9 +288,9 @@ def describe(path):
         return None, None, None, None
 
 
-def choose_model(path, models, override=None):
+def choose_model(path, models, override=None, described=None):
     """(model, line saying why) for one file: lossy formats get the compressed-input model."""
-    image_format, quality, _, _ = describe(path)
+    image_format, quality, _, _ = described or describe(path)
     said = f"{path}: {image_format or 'image'}" + (f", quality ~{quality}" if quality else "")
     if override is not None:
         return models["override"], f"{said} -> {override}"
@@ -325,16 +325,16 @@ def upscale_files(models, inputs, out, self_ensemble=False, precision="auto", ov
             if i + 2 < len(todo):
                 reads.append(pool.submit(attempt, read_image, todo[i + 2][0]))
             if image is not None:
-                net, why = choose_model(source, models, override)
+                net, why = choose_model(source, models, override, described := describe(source))
                 tqdm.write(why)
                 sr = upscale_color(net, image[None], self_ensemble, precision=precision)[0]
-                pool.submit(attempt, write_png, source, target, sr)
+                pool.submit(attempt, write_png, source, target, sr, described)
     return errors, len(jobs)
 
 
-def write_png(source, target, sr):
+def write_png(source, target, sr, described):
     """sr as a PNG at `target` (16-bit if the source was), with the source's ICC profile and EXIF."""
-    _, _, icc, exif = describe(source)
+    _, _, icc, exif = described
     sixteen_bit = iio.improps(source).dtype == np.uint16
     pixels = np.round(sr * (65535 if sixteen_bit else 255)).astype(np.uint16 if sixteen_bit else np.uint8)
     metadata = {key: value for key, value in (("icc_profile", icc), ("exif", exif)) if value}
