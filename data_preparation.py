@@ -145,14 +145,14 @@ def read_image(path):
         with Image.open(path) as pillow:  # only the header: orientation, mode, frames
             mode, frames = pillow.mode, getattr(pillow, "n_frames", 1)
             orientation = pillow.getexif().get(ORIENTATION_TAG, 1)
-            if mode in ("CMYK", "YCbCr", "LAB", "HSV"):  # imageio would hand these over as raw channels
+            if mode in CONVERTED_MODES:
                 pixels = np.asarray(pillow.convert("RGB"))
     except Exception:  # not a format Pillow knows (imageio may) or broken (imageio says how)
         mode, frames, orientation = None, 1, 1
     try:
         if isinstance(path, io.IOBase):
             path.seek(0)
-        if mode not in ("CMYK", "YCbCr", "LAB", "HSV"):
+        if mode not in CONVERTED_MODES:
             pixels = iio.imread(path, index=0)
     except Exception as error:  # imageio raises many types for undecodable files
         raise DataError(f"{path}: not a readable image ({type(error).__name__})") from None
@@ -169,6 +169,7 @@ def read_image(path):
 
 
 ORIENTATION_TAG = 0x0112  # EXIF: how the camera was held
+CONVERTED_MODES = ("CMYK", "YCbCr", "LAB", "HSV")  # Pillow converts these; imageio would hand over raw channels
 
 
 def upright(image, orientation):

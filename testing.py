@@ -98,7 +98,7 @@ def evaluate_test_split(models, data, results, self_ensemble=False, show=False, 
     draw_zooms(x_test, y_test, outputs, results, show, indices=hardest[:3])
     draw_scatter(psnr_of, results, show)
     if "model_compressed" in models:
-        draw_compressed(x_test, y_test, models, results, show, index=hardest[0])
+        draw_compressed(x_test, y_test, models, results, show, hardest[0], precision)
     return {name: tuple(values.mean(0)) for name, values in scores.items()}
 
 
@@ -154,16 +154,16 @@ def draw_scatter(psnr_of, results, show):
     save_figure(figure, results / "scatter.png", show)
 
 
-def draw_compressed(x_test, y_test, models, results, show, index, size=48):
+def draw_compressed(x_test, y_test, models, results, show, index, precision, size=48):
     """JPEG q50 and q75 LR inputs: input, bicubic, model.h5, the compressed-input model, HR."""
-    hr = y_test[index]
-    top, left = worst_window(hr, interpolate(x_test[index:index + 1], "bicubic")[0], size)
+    top, left = worst_window(hr := y_test[index], interpolate(x_test[index:index + 1], "bicubic")[0], size)
     crop = lambda title, image: (title, image[top:top + size, left:left + size])  # noqa: E731
     rows = []
     for quality in (50, 75):
         lr = jpeg(x_test[index], quality)[None]
-        outputs = [("bicubic", interpolate(lr, "bicubic")[0]), ("model.h5", upscale(models["model"], lr)[0]),
-                   ("compressed-input model", upscale(models["model_compressed"], lr)[0])]
+        sr = {name: upscale(net, lr, precision=precision)[0] for name, net in models.items()}
+        outputs = [("bicubic", interpolate(lr, "bicubic")[0]), ("model.h5", sr["model"]),
+                   ("compressed-input model", sr["model_compressed"])]
         rows.append([crop(f"input, JPEG q{quality}", lr[0].repeat(SCALE, 0).repeat(SCALE, 1))]
                     + [crop(*scored(title, hr, sr)) for title, sr in outputs] + [crop("HR", hr)])
     draw_grid(rows, results / "compressed.png", show)

@@ -172,17 +172,20 @@ def upscale_video(model, video, out, batch_size=8, crf=DEFAULT_CRF, precision="a
 def video_track(model, video, crf, batch_size=8, precision="auto"):
     """The protocol's video track: {"bicubic" | "model": mean Y-PSNR dB} of the decoded outputs
     against the HR frames, the LR being degrade() of each frame encoded by libx264 at `crf`."""
-    hr_frames = [modcrop(frame) for frame in read_video(video)]
-    height, width = hr_frames[0].shape[:2]
+    info = video_info(video)
+    width, height = info["size"]
+
+    def hr_frames():  # decoded twice (to encode the LR, to compare), never all held in memory
+        return (modcrop(frame) for frame in read_video(video))
+
     with tempfile.TemporaryDirectory() as folder:
         lr_video = Path(folder) / f"lr_crf{crf}.mp4"
-        with VideoWriter(lr_video, width // 2, height // 2, video_info(video)["fps"], crf=crf) as writer:
-            for frames in batches(hr_frames, batch_size):
+        with VideoWriter(lr_video, width // 2, height // 2, info["fps"], crf=crf) as writer:
+            for frames in batches(hr_frames(), batch_size):
                 writer.write(degrade(frames))
         upscale_video(model, lr_video, folder, batch_size, precision=precision)
-        outputs = read_video(Path(folder) / "output_video.mp4")
         scores = {"bicubic": [], "model": []}
-        for hr, lr, sr in zip(hr_frames, read_video(lr_video), outputs):
+        for hr, lr, sr in zip(hr_frames(), read_video(lr_video), read_video(Path(folder) / "output_video.mp4")):
             scores["bicubic"].append(measure(to_luma(hr), to_luma(interpolate(lr[None], "bicubic")[0]))[0])
             scores["model"].append(measure(to_luma(hr), to_luma(sr))[0])
     means = {method: float(np.mean(values)) for method, values in scores.items()}

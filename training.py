@@ -100,7 +100,6 @@ def add_arguments(parser, defaults):
 def parse_config(argv=None):
     """The run's Config from the command line; the defaults depend on --new and --arch."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    first, _ = argparse.ArgumentParser(add_help=False).parse_known_args(argv, Config())
     probe = argparse.ArgumentParser(add_help=False)
     probe.add_argument("--new", action="store_true")
     probe.add_argument("--arch", default="residual")
