@@ -143,6 +143,27 @@ def build_seed():
 ARCHITECTURES = {"residual": build_residual, "seed": build_seed}
 
 
+def widen(model, width):
+    """The residual `model` with `width` channels that computes exactly what it did: old weights
+    copied, weights reading the new channels zero, weights writing them fresh (so they learn).
+    Lets a trained network grow instead of starting again."""
+    old_width = model.get_layer("head").filters
+    if width <= old_width:
+        return model
+    blocks = sum(layer.name.endswith("_add") for layer in model.layers)
+    wide = build_residual(width, blocks)
+    for layer in wide.layers:
+        if not layer.weights or layer.name == "bicubic":
+            continue
+        kernel, bias = layer.get_weights()
+        old_kernel, old_bias = model.get_layer(layer.name).get_weights()
+        kernel[:, :, old_kernel.shape[2]:, :] = 0
+        kernel[:, :, :old_kernel.shape[2], :old_kernel.shape[3]] = old_kernel
+        bias[:old_bias.shape[0]] = old_bias
+        layer.set_weights([kernel, bias])
+    return wide
+
+
 def build_model(arch="residual", **kwargs):
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")

@@ -27,7 +27,7 @@ import matplotlib
 import tensorflow as tf
 from data_preparation import DEFAULT_DATASET, SCALE, DataError, atomic_output, jpeg, load_dataset, write_bytes
 from model import (ARCHITECTURES, BLOCKS, DEFAULT_MODEL, RESULTS, SEED_MODEL, WIDTH, build_model, load_model,
-                   with_precision)
+                   widen, with_precision)
 
 matplotlib.use("Agg")  # figures go to files; no window may open during training
 import matplotlib.pyplot as plt  # noqa: E402
@@ -47,7 +47,8 @@ class Config:
                      action="store_true")
     arch: str = flag("residual", "with --new: residual (the default network) or seed (the original repo's "
                      "network; its recipe becomes the defaults)", choices=list(ARCHITECTURES))
-    width: int = flag(WIDTH, "with --new, residual: channels")
+    width: int = flag(WIDTH, "residual: channels; when continuing a narrower network, it is widened to this "
+                      "(computing exactly what it did at first)")
     blocks: int = flag(BLOCKS, "with --new, residual: residual blocks")
     model: Path = flag(DEFAULT_MODEL, "without --new: the model to continue", type=Path)
     out: Path = flag(None, "where the best model goes (None: --model when continuing, model.h5 when new)",
@@ -313,7 +314,7 @@ def run(config, build=None):
     if build is None:
         build = (lambda: build_model(config.arch, **(dict(width=config.width, blocks=config.blocks)
                                                      if config.arch == "residual" else {}))) \
-            if config.new else (lambda: load_model(config.model))
+            if config.new else (lambda: widen(load_model(config.model), config.width))
     out = Path(config.out or (DEFAULT_MODEL if config.new else config.model))
     keras.utils.set_random_seed(config.seed)
     x_train, y_train, x_test, y_test = load_dataset(config.data)

@@ -69,6 +69,23 @@ def test_h5_round_trip_gives_identical_outputs(tmp_path):
     np.testing.assert_array_equal(loaded.predict_on_batch(x), net.predict_on_batch(x))
 
 
+def test_widened_model_computes_the_same_and_then_learns(tiny_dataset, tmp_path):
+    narrow = model.build_model(**TINY)
+    for layer in narrow.layers:  # non-zero weights everywhere, so that a wrong copy shows
+        layer.set_weights([w + 0.01 * np.sign(w + 1) for w in layer.get_weights()] if layer.name != "bicubic"
+                          else layer.get_weights())
+    wide = model.widen(narrow, 12)
+    assert wide.get_layer("head").filters == 12 and len(wide.layers) == len(narrow.layers)
+    x = dp.to_luma(natural_image(30, 50))[None]
+    np.testing.assert_allclose(wide.predict_on_batch(x), narrow.predict_on_batch(x), atol=1e-6)
+    assert model.widen(narrow, 8) is narrow
+    training.save_model(narrow, tmp_path / "narrow.h5")
+    config = tiny_config(tiny_dataset, tmp_path / "wide.h5", new=False, model=tmp_path / "narrow.h5", width=12,
+                         epochs=1)
+    training.run(config)
+    assert model.load_model(tmp_path / "wide.h5").get_layer("head").filters == 12
+
+
 def test_mixed_precision_copy_keeps_the_weights():
     net = model.build_model(**TINY)
     mixed = model.with_precision(net, "mixed_bfloat16")
