@@ -2,11 +2,13 @@
 
     python model.py                   # the first training run: the default network -> model.h5
     python model.py --arch seed       # the original repo's network, as a baseline (results/seed.h5)
+    python model.py --export onnx     # model.h5 -> results/model.onnx, for programs that embed it
 
 `python model.py ARGS` is `python training.py --new ARGS`: training.py holds the loop and its
 settings (and imports this file). Importing this module registers the custom layers, so that
 `keras.models.load_model("model.h5")` works in safe mode.
 """
+import argparse
 import os
 import re
 import sys
@@ -315,10 +317,43 @@ def upscale_color(model, images, self_ensemble=False, tile=TILE, precision="auto
     return np.concatenate([rgb, rest[..., 2:]], -1)
 
 
+# ---------------------------------------------------------------------------------------------
+# Export
+
+
+def export_onnx(model, path, opset=17):
+    """`model` as an ONNX file (input "lr": any batch, height and width, float32 luma in [0, 1]),
+    for ONNX Runtime, OpenVINO and the programs that embed them; tf2onnx is imported only here."""
+    try:
+        import tf2onnx
+    except ImportError:
+        raise data_preparation.DataError("ONNX export needs tf2onnx: pip install tf2onnx==1.17.0") from None
+    signature = (tf.TensorSpec((None, None, None, 1), tf.float32, name="lr"),)
+    graph, _ = tf2onnx.convert.from_function(tf.function(lambda lr: model(lr, training=False)),
+                                             input_signature=signature, opset=opset)
+    data_preparation.write_bytes(path, graph.SerializeToString())
+
+
+def export_main(argv):
+    parser = argparse.ArgumentParser(prog="model.py --export", description="Export a trained model.")
+    parser.add_argument("--export", choices=["onnx"], required=True, help="the format")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"the model (default: {DEFAULT_MODEL.name})")
+    parser.add_argument("--out", type=Path, help="the file written (default: results/<model name>.onnx)")
+    args = parser.parse_args(argv)
+    out = args.out or RESULTS / f"{args.model.stem}.onnx"
+    try:
+        export_onnx(load_model(args.model), out)
+    except data_preparation.DataError as error:
+        sys.exit(f"error: {error}")
+    print(f"{args.model} -> {out}")
+
+
 def main(argv=None):
     """The first training run: this process becomes `training.py --new ARGS` (training.py imports
-    this file, so this file starts it rather than importing it)."""
+    this file, so this file starts it rather than importing it); or, with --export, an export."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if any(arg == "--export" or arg.startswith("--export=") for arg in argv):
+        return export_main(argv)
     training_script = str(REPO / "training.py")
     os.execv(sys.executable, [sys.executable, training_script, "--new", *argv])
 

@@ -5,9 +5,13 @@ Prints, all measured in this one run (ratios are what to compare on a noisy mach
   (bfloat16 where the CPU has it), with GFLOP/s against the peak of a large bfloat16 and float32 matmul;
 - training steps/s (batch 16 of 48x48 patches), float32 against mixed bfloat16;
 - a 3072x2048 photo through `testing.py --upscale`'s path (read, colour, tiles, write), seconds;
-- with --shapes: the same inference rates for other widths x residual blocks (the README's table).
+- with --shapes: the same inference rates for other widths x residual blocks (the README's table);
+- with --runtimes: ONNX Runtime (float32, int8), OpenVINO (float32, bfloat16, int8) and LiteRT on
+  the exported model against `upscale()`, frames/s and the PSNR each loses on the bundled test split
+  (`pip install openvino==2026.4.1 ai-edge-litert==2.3.0` for the two not in requirements.txt).
 """
 import argparse
+import re
 import sys
 import tempfile
 import time
@@ -20,6 +24,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import data_preparation  # noqa: E402
 import model  # noqa: E402
 import testing  # noqa: E402
 
@@ -60,13 +65,85 @@ def training_steps_per_second(precision, steps=10):
     return 1 / best_time(lambda: net.train_on_batch(x, y), steps)
 
 
+def other_runtimes(net, folder):
+    """{name: function(batch) -> SR batch} for each runtime that is installed and takes the model;
+    a runtime that fails says why instead."""
+    import onnxruntime
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    onnx_path, int8_path = Path(folder) / "model.onnx", Path(folder) / "model_int8.onnx"
+    model.export_onnx(net, onnx_path)
+    calibration = data_preparation.load_dataset()[0][:64]  # training tiles: the test split is measured
+
+    class Calibration(CalibrationDataReader):
+        batches = iter([{"lr": calibration[i:i + 8]} for i in range(0, len(calibration), 8)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    quantize_static(onnx_path, int8_path, Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    runtimes = {}
+    for name, path in [("ONNX Runtime float32", onnx_path), ("ONNX Runtime int8 (static, per channel)", int8_path)]:
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        runtimes[name] = lambda batch, session=session: session.run(None, {"lr": batch})[0]
+    try:
+        import openvino
+        core = openvino.Core()
+        for name, path, hint in [("OpenVINO float32", onnx_path, "f32"), ("OpenVINO bfloat16", onnx_path, "bf16"),
+                                 ("OpenVINO int8 (the ONNX int8 file)", int8_path, None)]:
+            compiled = core.compile_model(core.read_model(path), "CPU", {"INFERENCE_PRECISION_HINT": hint} if hint else {})
+            runtimes[name] = lambda batch, compiled=compiled: compiled(batch)[0]
+    except ImportError:
+        print("OpenVINO: not installed")
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+        function = tf.function(lambda lr: net(lr, training=False)).get_concrete_function(
+            tf.TensorSpec((32, 64, 64, 1), tf.float32))
+        interpreter = Interpreter(model_content=tf.lite.TFLiteConverter.from_concrete_functions(
+            [function], net).convert(), num_threads=2)
+        interpreter.allocate_tensors()
+        runtimes["LiteRT float32"] = lambda batch: (interpreter.set_tensor(0, batch), interpreter.invoke(),
+                                                    interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))[2]
+    except ImportError:
+        print("LiteRT: not installed")
+    except Exception as error:  # the converter raises its own types
+        unsupported = sorted(set(re.findall(r"'(tf\.\w+)' op is neither a custom op nor a flex op", str(error))))
+        print(f"LiteRT: cannot convert the model ({type(error).__name__}: "
+              f"{', '.join(unsupported) + ' needs TensorFlow ops (flex) that ai-edge-litert lacks' if unsupported else ''})")
+    return runtimes
+
+
+def compare_runtimes(net, repeats):
+    _, _, x_test, y_test = data_preparation.load_dataset()
+    x_test, y_test = x_test[:len(x_test) // 32 * 32], y_test[:len(y_test) // 32 * 32]  # whole batches of 32
+
+    def measure(function):
+        out = np.concatenate([function(x_test[i:i + 32]) for i in range(0, len(x_test), 32)])
+        mse = np.mean((np.clip(out, 0, 1) - y_test) ** 2, axis=(1, 2, 3))
+        seconds = best_time(lambda: function(x_test[:32]), repeats)
+        return 32 / seconds, float(np.mean(10 * np.log10(1 / mse)))
+
+    with tempfile.TemporaryDirectory() as folder:
+        runtimes = {f"TensorFlow upscale() {model.resolve_precision()}": lambda batch: model.upscale(net, batch),
+                    "TensorFlow float32 Keras call": lambda batch: net(batch, training=False).numpy(),
+                    **other_runtimes(net, folder)}
+        results = {name: measure(function) for name, function in runtimes.items()}
+    reference_fps, reference_psnr = next(iter(results.values()))
+    print("| runtime | frames/s | vs upscale() | PSNR loss, test split (dB) |\n| --- | --- | --- | --- |")
+    for name, (fps, psnr) in results.items():
+        print(f"| {name} | {fps:.0f} | {fps / reference_fps:.2f}x | {reference_psnr - psnr:+.3f} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=model.DEFAULT_MODEL)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--shapes", action="store_true", help="also time other widths x blocks (untrained)")
+    parser.add_argument("--runtimes", action="store_true", help="only: other runtimes against upscale()")
     args = parser.parse_args()
     net = model.load_model(args.model)
+    if args.runtimes:
+        return compare_runtimes(net, args.repeats)
     batch = np.random.default_rng(0).random((32, 64, 64, 1)).astype(np.float32)
     plain = len(batch) / best_time(lambda: net(batch, training=False), args.repeats)
     fast = len(batch) / best_time(lambda: model.upscale(net, batch), args.repeats)

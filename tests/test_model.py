@@ -259,3 +259,15 @@ def test_training_jpeg_is_the_benchmarks_pillow_jpeg():
             # random[0] = 999 is never in the clean share; random[1] picks quality JPEG_QUALITIES[0] + offset
             ours = training.compress(tf.constant(lr), tf.constant([999, quality - training.JPEG_QUALITIES[0]]))
             np.testing.assert_allclose(ours.numpy(), dp.jpeg(lr, quality), atol=1e-6)
+
+
+def test_onnx_export_computes_what_keras_does(tmp_path):
+    import onnxruntime
+    net = model.load_model(model.DEFAULT_MODEL)
+    model.main(["--export", "onnx", "--out", str(tmp_path / "model.onnx")])
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+    session = onnxruntime.InferenceSession(tmp_path / "model.onnx", providers=["CPUExecutionProvider"])
+    for x in (dp.to_luma(natural_image(30, 50))[None], np.random.default_rng(0).random((3, 17, 9, 1), np.float32)):
+        out = session.run(None, {"lr": x})[0]
+        assert out.shape == (len(x), 2 * x.shape[1], 2 * x.shape[2], 1)
+        np.testing.assert_allclose(out, net.predict_on_batch(x), atol=1e-3)
