@@ -89,14 +89,16 @@ def markdown_table(columns, rows):
 def degrade(hr):
     """LR = bicubic downscale by 2 with antialiasing (MATLAB imresize), rounded to 8 bits.
 
-    hr: float in [0, 1], shape (N, H, W, C) or (H, W, C), H and W even.
+    hr: float in [0, 1], shape (N, H, W, C) or (H, W, C), H and W even: a NumPy array (-> NumPy) or
+    a float32 tensor (-> tensor: what tf.data pipelines call).
     """
-    hr = np.asarray(hr, dtype=np.float32)
-    height, width = hr.shape[-3:-1]
-    if height % SCALE or width % SCALE:
-        raise ValueError(f"degrade needs even height and width, got {height}x{width} (use modcrop)")
-    lr = tf.image.resize(hr, (height // SCALE, width // SCALE), method="bicubic", antialias=True)
-    return (np.round(np.clip(lr.numpy(), 0, 1) * 255) / 255).astype(np.float32)
+    if not tf.is_tensor(hr):
+        hr = np.asarray(hr, dtype=np.float32)
+        if hr.shape[-3] % SCALE or hr.shape[-2] % SCALE:
+            raise ValueError(f"degrade needs even height and width, got {hr.shape[-3]}x{hr.shape[-2]} (use modcrop)")
+        return degrade(tf.constant(hr)).numpy()
+    lr = tf.image.resize(hr, tf.shape(hr)[-3:-1] // SCALE, method="bicubic", antialias=True)
+    return tf.round(tf.clip_by_value(lr, 0, 1) * 255) / 255  # half to even, as np.round
 
 
 def jpeg(image, quality):

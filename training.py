@@ -4,8 +4,12 @@ model.h5 by default; `python model.py ARGS` is the first run, `python training.p
     python training.py                          # continue training model.h5 where it stands
     python training.py --epochs 50 --lr 2e-4 --data data/images.npz more.npz
     python training.py --degradation jpeg --out results/model_compressed.h5   # the compressed-input model
+    python training.py --new --images ~/photos --steps-per-epoch 500   # stream tiles from a folder
     python training.py --strategy mirrored      # all local GPUs
-    TF_CONFIG=... python training.py --strategy multiworker   # one process per machine
+    TF_CONFIG=... python training.py --strategy multiworker   # the same command on every machine
+
+Under multiworker, only the chief (worker 0) writes the model, the curve and the CSV; the others
+write to a temporary folder that is removed at the end. Each worker reads its share of --images.
 
 A run that is killed (even with SIGKILL) resumes from its last backup, optimizer state included,
 when started again with the same command; the model file is only ever replaced whole.
@@ -15,7 +19,9 @@ import dataclasses
 import json
 import shutil
 import sys
+import tempfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +31,8 @@ import numpy as np
 import keras
 import matplotlib
 import tensorflow as tf
-from data_preparation import DEFAULT_DATASET, SCALE, DataError, atomic_output, jpeg, load_dataset, write_bytes
+from data_preparation import (DEFAULT_DATASET, HR_SIZE, SCALE, DataError, atomic_output, degrade, jpeg,
+                              list_files, load_dataset, read_image, to_luma, to_uint8, warn, write_bytes)
 from model import (ARCHITECTURES, BLOCKS, DEFAULT_MODEL, RESULTS, SEED_MODEL, WIDTH, build_model, load_model,
                    widen, with_precision)
 
@@ -35,6 +42,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # The configuration: one dataclass; its fields are the command-line flags
+
+
+IMAGE_STEPS_PER_EPOCH = 500  # an "epoch" over an endless stream of tiles: how often to validate and save
+TILES_PER_IMAGE = 16  # random 128x128 tiles cut from each decoded image, so decoding is not the bottleneck
+SHUFFLE_TILES = 1024  # the shuffle buffer of streamed tiles: bounded memory (~80 MB) whatever the folder holds
 
 
 def flag(default, help, **argparse_options):
@@ -57,7 +69,12 @@ class Config:
                          type=Path)
     data: tuple = flag((str(DEFAULT_DATASET),), "one or more datasets, concatenated", nargs="+", type=str,
                        metavar="FILE.npz")
-    epochs: int = flag(300, "passes over the training pairs")
+    images: tuple = flag((), "folders of images (searched recursively) to stream training tiles from, instead of "
+                         "--data's training pairs; validation stays on --data's test split", nargs="+", type=str,
+                         metavar="DIR")
+    epochs: int = flag(300, "passes over the training pairs (with --images: of --steps-per-epoch)")
+    steps_per_epoch: int = flag(0, "steps per epoch; 0: one pass over the .npz training pairs, "
+                                f"{IMAGE_STEPS_PER_EPOCH} with --images")
     batch_size: int = flag(16, "pairs per step, all replicas")
     lr: float = flag(1e-3, "peak learning rate of Adam")
     loss: str = flag("l1", "l1 (chosen by measurement, see README), mse or charbonnier",
@@ -168,10 +185,65 @@ def compressed_validation(x_test):
     return np.stack([lr if quality is None else jpeg(lr, quality) for lr, quality in zip(x_test, qualities)])
 
 
-def make_pipeline(x, y, batch_size, patch=None, augment=True, seed=0, degradation="none"):
-    """Endless shuffled batches of (LR, HR): the LR tile degraded further (`degradation`), random
-    LR patches of `patch` pixels (and the HR patch under them), the 8 flips/rotations, prefetched."""
-    pairs = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).repeat()
+def array_pairs(x, y, seed=0):
+    """Endless shuffled (LR, HR) tiles from in-memory arrays (the .npz datasets)."""
+    return tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).repeat()
+
+
+SKIPPED = set()
+
+
+def read_tiles(path, seed):
+    """TILES_PER_IMAGE random HR tiles (uint8 luma) of one image file; none, with a warning, when
+    the file is unreadable or smaller than a tile (run inside tf.data, on its threads)."""
+    path, none = path.decode(), np.zeros((0, HR_SIZE, HR_SIZE, 1), np.uint8)
+    if path in SKIPPED:
+        return none
+    try:
+        luma = to_uint8(to_luma(read_image(path)))
+        if min(luma.shape[:2]) < HR_SIZE:
+            raise DataError(f"{path}: {luma.shape[1]}x{luma.shape[0]} is smaller than {HR_SIZE}x{HR_SIZE}")
+    except DataError as error:
+        SKIPPED.add(path)  # one warning per file, not one per pass
+        warn(f"skipped {error}")
+        return none
+    height, width = luma.shape[:2]
+    rng = np.random.default_rng([seed, zlib.crc32(path.encode())])
+    tops = rng.integers(0, height - HR_SIZE + 1, TILES_PER_IMAGE)
+    lefts = rng.integers(0, width - HR_SIZE + 1, TILES_PER_IMAGE)
+    return np.stack([luma[top:top + HR_SIZE, left:left + HR_SIZE] for top, left in zip(tops, lefts)])
+
+
+def image_files(folders):
+    files = [path for folder in folders for path in list_files(folder)]
+    if not files:
+        raise DataError(f"{', '.join(map(str, folders))}: no files")
+    return files
+
+
+def image_pairs(files, seed=0):
+    """Endless (LR, HR) tiles streamed from image files: decoded in parallel, random 128x128 tiles,
+    LR by degrade(), shuffled in a bounded buffer. Memory does not grow with the number of files."""
+    names = tf.data.Dataset.from_tensor_slices([str(path) for path in files])
+    epochs = tf.data.Dataset.range(1 << 62)  # a new draw of tiles on every pass over the files
+    tiles = epochs.flat_map(lambda epoch: names.shuffle(len(files), seed=seed).map(
+        lambda name: tf.numpy_function(read_tiles, [name, seed + epoch], tf.uint8, stateful=False),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=False))
+    tiles = tiles.unbatch().shuffle(SHUFFLE_TILES, seed=seed)
+
+    def pair(tile):
+        hr = tf.reshape(tf.cast(tile, tf.float32) / 255, (HR_SIZE, HR_SIZE, 1))
+        return degrade(hr), hr
+
+    return tiles.map(pair, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def make_pipeline(pairs, batch_size, patch=None, augment=True, seed=0, degradation="none"):
+    """Batches of (LR, HR) from endless `pairs` of tiles (a Dataset, or (x, y) arrays): the LR tile
+    degraded further (`degradation`), random LR patches of `patch` pixels (and the HR patch under
+    them), the 8 flips/rotations, prefetched."""
+    if not isinstance(pairs, tf.data.Dataset):
+        pairs = array_pairs(*pairs, seed=seed)
     # A second stream for the degradation, so that the clean recipe's random numbers stay as they were.
     randoms = tf.data.Dataset.zip(tf.data.Dataset.random(seed=seed).batch(3),
                                   tf.data.Dataset.random(seed=seed + 1).batch(2))
@@ -253,12 +325,11 @@ class Backup(keras.callbacks.Callback):
 
     @staticmethod
     def restore(folder, model):
-        """The saved progress, after loading the saved weights and optimizer into `model`;
-        None when there is nothing to resume."""
+        """The saved progress, after loading the saved weights and optimizer into `model` (its
+        optimizer built); None when there is nothing to resume."""
         folder = Path(folder)
         if not (folder / "state.json").is_file() or not (folder / "latest.weights.h5").is_file():
             return None
-        model.optimizer.build(model.trainable_variables)
         model.load_weights(folder / "latest.weights.h5")
         return json.loads((folder / "state.json").read_text())
 
@@ -290,6 +361,84 @@ def make_strategy(name):
     return tf.distribute.get_strategy()
 
 
+def is_chief(strategy):
+    """Whether this process writes the results: always, except a non-chief worker of a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "chief" or (not has_chief and resolver.task_type == "worker" and resolver.task_id == 0)
+
+
+def worker_scratch(out, strategy):
+    """Where a non-chief worker writes what the chief writes for real: a temporary folder, the same
+    one again if the worker is restarted (so that it resumes with the chief), removed at the end."""
+    key = zlib.crc32(str(Path(out).resolve()).encode())
+    return Path(tempfile.gettempdir()) / f"sr-worker{strategy.cluster_resolver.task_id}-{key:08x}"
+
+
+def make_train_step(model, loss, strategy):
+    """One optimizer step on the next distributed batch; returns the batch's loss and PSNR, averaged
+    over the replicas. Each replica's loss is scaled by 1/replicas because the optimizer sums the
+    replicas' gradients."""
+    loss = keras.losses.get(loss)
+    variables = model.trainable_variables
+
+    def replica_step(lr, hr):
+        with tf.GradientTape() as tape:
+            sr = model(lr, training=True)
+            value = loss(hr, sr)
+            value = tf.reduce_mean(value) if value.shape.rank else value
+            scaled = value / strategy.num_replicas_in_sync
+        model.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        return value, tf.reduce_mean(psnr(hr, sr))
+
+    @tf.function
+    def step(iterator):
+        value, quality = strategy.run(replica_step, args=next(iterator))
+        return strategy.reduce("MEAN", value, axis=None), strategy.reduce("MEAN", quality, axis=None)
+
+    return step
+
+
+def validate(model, x, y, loss, batch_size=32):
+    """{"val_loss", "val_psnr"} on the test split, the same on every worker (it is not split)."""
+    predict = tf.function(lambda lr: model(lr, training=False), reduce_retracing=True)
+    sr = np.concatenate([predict(x[i:i + batch_size]).numpy() for i in range(0, len(x), batch_size)])
+    loss = keras.losses.get(loss)
+    return {"val_loss": float(tf.reduce_mean(loss(y, sr))), "val_psnr": float(np.mean(psnr(y, sr)))}
+
+
+def train(model, strategy, batches, steps_per_epoch, epochs, initial_epoch, validation, callbacks, loss):
+    """The training loop (Keras' fit cannot yet run under MultiWorkerMirroredStrategy): the same
+    callbacks, logs and History as fit, for every strategy."""
+    history = keras.callbacks.History()
+    callbacks = keras.callbacks.CallbackList([*callbacks, history], model=model)
+    step, iterator = make_train_step(model, loss, strategy), iter(batches)
+    model.stop_training = False
+    callbacks.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        callbacks.on_epoch_begin(epoch)
+        started, losses, qualities = time.monotonic(), [], []
+        for batch in range(steps_per_epoch):
+            callbacks.on_train_batch_begin(batch)
+            value, quality = step(iterator)
+            losses.append(float(value))
+            qualities.append(float(quality))
+            callbacks.on_train_batch_end(batch, {"loss": losses[-1], "psnr": qualities[-1]})
+            if model.stop_training:
+                break
+        logs = {"loss": float(np.mean(losses)), "psnr": float(np.mean(qualities)),
+                **validate(model, *validation, loss)}
+        callbacks.on_epoch_end(epoch, logs)
+        print(f"epoch {epoch + 1}/{epochs}: {len(losses)} steps, {time.monotonic() - started:.0f} s, "
+              + ", ".join(f"{key} {value:.4g}" for key, value in logs.items()), flush=True)
+        if model.stop_training:
+            break
+    callbacks.on_train_end(logs if epochs > initial_epoch else {})
+    return history
+
+
 def plot_history(csv_path, png_path):
     """Training loss and validation PSNR against epochs, from the CSV log."""
     history = np.genfromtxt(csv_path, delimiter=",", names=True)
@@ -316,15 +465,22 @@ def run(config, build=None):
                                                      if config.arch == "residual" else {}))) \
             if config.new else (lambda: widen(load_model(config.model), config.width))
     out = Path(config.out or (DEFAULT_MODEL if config.new else config.model))
+    history = Path(config.history)
     keras.utils.set_random_seed(config.seed)
     x_train, y_train, x_test, y_test = load_dataset(config.data)
-    if len(x_train) < config.batch_size:
+    files = image_files(config.images) if config.images else None
+    if files is None and len(x_train) < config.batch_size:
         raise DataError(f"{len(x_train)} training pairs, fewer than one batch of {config.batch_size}")
     if config.degradation == "jpeg":
         x_test = compressed_validation(x_test)
-    steps_per_epoch = len(x_train) // config.batch_size
+    steps_per_epoch = config.steps_per_epoch or (IMAGE_STEPS_PER_EPOCH if files else len(x_train) // config.batch_size)
     total_steps = config.epochs * steps_per_epoch
-    with make_strategy(config.strategy).scope():
+    strategy = make_strategy(config.strategy)
+    chief = is_chief(strategy)
+    scratch = None if chief else worker_scratch(out, strategy)
+    if scratch:  # a non-chief worker computes everything but writes only here
+        out, history = scratch / out.name, scratch / "history.csv"
+    with strategy.scope():
         model = build()
         if config.precision == "bfloat16":
             model = with_precision(model, "mixed_bfloat16")
@@ -335,12 +491,13 @@ def run(config, build=None):
         else:
             learning_rate = config.lr
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=LOSSES[config.loss], metrics=[psnr])
+        model.optimizer.build(model.trainable_variables)  # its slots made here, mirrored, not in the first step
         backup_folder = out.with_name(f".{out.name}.resume")
         state = Backup.restore(backup_folder, model)
     if state:
         best = state["best"]
     elif out.is_file():  # continuing: out is replaced only by a model better than the one we start from
-        best = float(model.evaluate(x_test, y_test, batch_size=32, verbose=0, return_dict=True)["psnr"])
+        best = validate(model, x_test, y_test, LOSSES[config.loss])["val_psnr"]
     else:
         best = -np.inf
     checkpoint = BestCheckpoint(out, best=best)
@@ -354,15 +511,24 @@ def run(config, build=None):
         keras.callbacks.EarlyStopping("val_psnr", mode="max", patience=config.patience, verbose=1),
         StopAtStep(total_steps),
     ]
-    history = Path(config.history)
     history.parent.mkdir(parents=True, exist_ok=True)
     callbacks.append(keras.callbacks.CSVLogger(history, append=bool(state)))
-    pipeline = make_pipeline(x_train, y_train, config.batch_size, config.patch or None, config.augment,
-                             config.seed, config.degradation)
-    fit = model.fit(pipeline, steps_per_epoch=steps_per_epoch, epochs=config.epochs, initial_epoch=initial_epoch,
-                    validation_data=(x_test, y_test), validation_batch_size=32,
-                    callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+
+    def pipeline(context):  # one per worker: its own share of the files, or its own random draw of the pairs
+        seed = config.seed + context.input_pipeline_id
+        pairs = image_pairs(files[context.input_pipeline_id::context.num_input_pipelines], seed) if files else \
+            array_pairs(x_train, y_train, seed)
+        return make_pipeline(pairs, context.get_per_replica_batch_size(config.batch_size), config.patch or None,
+                             config.augment, seed, config.degradation)
+
+    fit = train(model, strategy, strategy.distribute_datasets_from_function(pipeline), steps_per_epoch,
+                config.epochs, initial_epoch, (x_test, y_test), callbacks, LOSSES[config.loss])
     shutil.rmtree(backup_folder, ignore_errors=True)  # the run ended by itself: nothing to resume
+    weights = b"".join(np.asarray(w, np.float32).tobytes() for w in model.get_weights())
+    print(f"final weights crc32 {zlib.crc32(weights):08x}")  # equal on every worker of a cluster
+    if scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
+        return fit
     if history.is_file():
         plot_history(history, history.with_name(history.stem.replace("history", "training_curve") + ".png"))
     print(f"best validation PSNR {checkpoint.best:.2f} dB, saved in {out}")

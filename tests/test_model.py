@@ -1,10 +1,13 @@
 """model.py and training.py: architectures, saving, learning, resuming, distribution."""
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 
+import imageio.v3 as iio
 import keras
 import numpy as np
 import pytest
@@ -122,7 +125,7 @@ def test_small_model_learns(tiny_dataset, tmp_path):
 def test_pipeline_pairs_patches_and_augments_consistently():
     hr = np.stack([dp.to_luma(natural_image(128, 128, s)) for s in range(4)])
     lr = dp.degrade(hr)
-    batch_lr, batch_hr = next(iter(training.make_pipeline(lr, hr, batch_size=4, patch=16, seed=3)))
+    batch_lr, batch_hr = next(iter(training.make_pipeline((lr, hr), batch_size=4, patch=16, seed=3)))
     assert batch_lr.shape == (4, 16, 16, 1) and batch_hr.shape == (4, 32, 32, 1)
     # Whatever crop and flip/rotation was drawn, the HR patch still degrades to the LR patch.
     np.testing.assert_allclose(dp.degrade(batch_hr.numpy()), batch_lr.numpy(), atol=0.03)
@@ -133,6 +136,45 @@ def test_mirrored_strategy_over_two_cpus(tiny_dataset, tmp_path):
     assert strategy.num_replicas_in_sync == 2
     fit = tiny_run(tiny_dataset, tmp_path / "m.h5", epochs=2, strategy="mirrored")
     assert np.isfinite(fit.history["loss"]).all() and (tmp_path / "m.h5").is_file()
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_workers_on_loopback_train_one_model_from_a_folder(tiny_dataset, tmp_path):
+    photos = tmp_path / "photos" / "nested"
+    photos.mkdir(parents=True)
+    for seed in range(4):
+        dp.write_bytes(photos / f"{seed}.png", iio.imwrite("<bytes>", dp.to_uint8(natural_image(150, 170, seed)),
+                                                          extension=".png"))
+    (photos / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    cluster = {"worker": [f"localhost:{free_port()}", f"localhost:{free_port()}"]}
+    command = [sys.executable, str(REPO / "training.py"), "--new", "--strategy", "multiworker", "--images",
+               str(tmp_path / "photos"), "--epochs", "1", "--steps-per-epoch", "4", "--out", str(out / "m.h5"),
+               "--history", str(out / "history.csv"), "--data", str(tiny_dataset), "--width", "8", "--blocks", "1",
+               "--batch-size", "8", "--patch", "24", "--precision", "float32"]
+    workers = []
+    for index in range(2):
+        (tmp_path / f"tmp{index}").mkdir()
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+               "TMPDIR": str(tmp_path / f"tmp{index}"), "CUDA_VISIBLE_DEVICES": ""}
+        workers.append(subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True))
+    outputs = [worker.communicate(timeout=240) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs[1][1][-2000:]
+    fingerprints = [re.findall(r"final weights crc32 (\w+)", stdout) for stdout, _ in outputs]
+    assert len(fingerprints[0]) == 1 and fingerprints[0] == fingerprints[1]
+    assert sorted(p.name for p in out.iterdir()) == ["history.csv", "m.h5", "training_curve.png"]
+    assert len((out / "history.csv").read_text().splitlines()) == 2  # one epoch, logged once
+    model.load_model(out / "m.h5")
+    assert not any((tmp_path / "tmp1").iterdir())  # the other worker's scratch folder is gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "photos", "tiny.npz", "tmp0", "tmp1"]
+    # Each worker reads its half of the files; the one that has the text file says so once.
+    assert sum(stderr.count("notes.txt: not a readable image") for _, stderr in outputs) == 1
 
 
 def test_training_cli_continues_a_model_and_keeps_the_better_one(tiny_dataset, tmp_path):
@@ -244,7 +286,7 @@ def test_training_on_compressed_pairs_helps_on_compressed_input():
         keras.utils.set_random_seed(0)
         net = model.build_residual(16, 2)
         net.compile(optimizer=keras.optimizers.Adam(5e-3), loss="mean_absolute_error")
-        net.fit(training.make_pipeline(x_train, y_train, 8, 24, seed=0, degradation=degradation),
+        net.fit(training.make_pipeline((x_train, y_train), 8, 24, seed=0, degradation=degradation),
                 steps_per_epoch=300, epochs=1, verbose=0)
         sr = model.upscale(net, compressed_input, precision="float32")
         psnr[degradation] = float(np.mean(tf.image.psnr(y_test[:32], sr, 1.0)))

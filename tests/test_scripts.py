@@ -66,8 +66,8 @@ def test_no_import_circle():
     assert [script for script in SCRIPTS if script in reachable[script]] == []
 
 
-def test_scripts_stay_short():
-    assert {script: n for script in SCRIPTS if (n := len((REPO / script).read_text().splitlines())) > 400} == {}
+def test_scripts_stay_short():  # readable top to bottom: a few hundred lines, like nanoGPT's train.py
+    assert {script: n for script in SCRIPTS if (n := len((REPO / script).read_text().splitlines())) > 600} == {}
 
 
 def test_one_definition_of_each_shared_function():
