@@ -22,17 +22,20 @@ import sys
 import tempfile
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import absl.logging
 import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
 import keras
 import matplotlib
 import tensorflow as tf
 from data_preparation import (DEFAULT_DATASET, HR_SIZE, SCALE, DataError, atomic_output, degrade, jpeg,
-                              list_files, load_dataset, read_image, to_luma, to_uint8, warn, write_bytes)
+                              list_files, load_dataset, warn, write_bytes)
 from model import (ARCHITECTURES, BLOCKS, DEFAULT_MODEL, RESULTS, SEED_MODEL, WIDTH, build_model, load_model,
                    widen, with_precision)
 
@@ -190,49 +193,67 @@ def array_pairs(x, y, seed=0):
     return tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).repeat()
 
 
-SKIPPED = set()
+STREAMED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")  # what tf.io.decode_image reads
 
 
-def read_tiles(path, seed):
-    """TILES_PER_IMAGE random HR tiles (uint8 luma) of one image file; none, with a warning, when
-    the file is unreadable or smaller than a tile (run inside tf.data, on its threads)."""
-    path, none = path.decode(), np.zeros((0, HR_SIZE, HR_SIZE, 1), np.uint8)
-    if path in SKIPPED:
-        return none
+def stream_problem(path):
+    """Why `path` cannot be streamed (its header is enough to tell), or None."""
     try:
-        luma = to_uint8(to_luma(read_image(path)))
-        if min(luma.shape[:2]) < HR_SIZE:
-            raise DataError(f"{path}: {luma.shape[1]}x{luma.shape[0]} is smaller than {HR_SIZE}x{HR_SIZE}")
-    except DataError as error:
-        SKIPPED.add(path)  # one warning per file, not one per pass
-        warn(f"skipped {error}")
-        return none
-    height, width = luma.shape[:2]
-    rng = np.random.default_rng([seed, zlib.crc32(path.encode())])
-    tops = rng.integers(0, height - HR_SIZE + 1, TILES_PER_IMAGE)
-    lefts = rng.integers(0, width - HR_SIZE + 1, TILES_PER_IMAGE)
-    return np.stack([luma[top:top + HR_SIZE, left:left + HR_SIZE] for top, left in zip(tops, lefts)])
+        with Image.open(path) as image:
+            kind, (width, height) = image.format, image.size
+    except Exception:  # Pillow raises many types for files it cannot read
+        return "not a readable image"
+    if kind not in STREAMED_FORMATS:
+        return f"{kind} is not streamed (one of {', '.join(STREAMED_FORMATS)} is; or use data_preparation.py)"
+    if min(width, height) < HR_SIZE:
+        return f"{width}x{height} is smaller than {HR_SIZE}x{HR_SIZE}"
+    return None
 
 
-def image_files(folders):
+def image_files(folders, report=True):
+    """The streamable image files below `folders`; each other file skipped with one warning (when
+    `report`: the chief of a cluster reports them, once)."""
     files = [path for folder in folders for path in list_files(folder)]
-    if not files:
-        raise DataError(f"{', '.join(map(str, folders))}: no files")
-    return files
+    with ThreadPoolExecutor() as pool:
+        problems = list(tqdm(pool.map(stream_problem, files), total=len(files), desc="checking images",
+                             unit="file", disable=len(files) < 1000))
+    for path, problem in zip(files, problems):
+        if problem and report:
+            warn(f"skipped {path}: {problem}")
+    usable = [path for path, problem in zip(files, problems) if problem is None]
+    if not usable:
+        raise DataError(f"{', '.join(map(str, folders))}: no images to train on")
+    return usable
+
+
+def random_tiles(name, seed):
+    """TILES_PER_IMAGE random HR tiles of one image file's luma (BT.601 Y, as to_luma(); grey as it
+    is), in 8-bit levels like the bundled tiles; all in TensorFlow ops, so decoding runs in parallel."""
+    image = tf.io.decode_image(tf.io.read_file(name), channels=0, dtype=tf.uint8, expand_animations=False)
+    image = tf.cast(image, tf.float32) / 255
+    luma = tf.cond(tf.shape(image)[-1] >= 3,
+                   lambda: (16 + tf.tensordot(image[..., :3], [65.481, 128.553, 24.966], 1)[..., None]) / 255,
+                   lambda: image[..., :1])
+    luma = tf.round(luma * 255) / 255
+    limits = tf.shape(luma)[:2] - HR_SIZE + 1
+    corners = tf.random.stateless_uniform((TILES_PER_IMAGE, 2), seed, maxval=tf.int32.max, dtype=tf.int32) % limits
+    return tf.stack([luma[corners[i, 0]:corners[i, 0] + HR_SIZE, corners[i, 1]:corners[i, 1] + HR_SIZE]
+                     for i in range(TILES_PER_IMAGE)])
 
 
 def image_pairs(files, seed=0):
     """Endless (LR, HR) tiles streamed from image files: decoded in parallel, random 128x128 tiles,
     LR by degrade(), shuffled in a bounded buffer. Memory does not grow with the number of files."""
     names = tf.data.Dataset.from_tensor_slices([str(path) for path in files])
-    epochs = tf.data.Dataset.range(1 << 62)  # a new draw of tiles on every pass over the files
-    tiles = epochs.flat_map(lambda epoch: names.shuffle(len(files), seed=seed).map(
-        lambda name: tf.numpy_function(read_tiles, [name, seed + epoch], tf.uint8, stateful=False),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=False))
+    names = names.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()  # a new order each pass
+    draws = tf.data.Dataset.zip(names, tf.data.Dataset.counter())  # new tiles at each visit of a file
+    tiles = draws.map(lambda name, count: random_tiles(name, tf.stack([tf.constant(seed, tf.int64), count])),
+                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    tiles = tiles.ignore_errors()  # a file broken past its header: skipped (its header was checked)
     tiles = tiles.unbatch().shuffle(SHUFFLE_TILES, seed=seed)
 
-    def pair(tile):
-        hr = tf.reshape(tf.cast(tile, tf.float32) / 255, (HR_SIZE, HR_SIZE, 1))
+    def pair(hr):
+        hr = tf.ensure_shape(hr, (HR_SIZE, HR_SIZE, 1))
         return degrade(hr), hr
 
     return tiles.map(pair, num_parallel_calls=tf.data.AUTOTUNE)
@@ -468,15 +489,15 @@ def run(config, build=None):
     history = Path(config.history)
     keras.utils.set_random_seed(config.seed)
     x_train, y_train, x_test, y_test = load_dataset(config.data)
-    files = image_files(config.images) if config.images else None
-    if files is None and len(x_train) < config.batch_size:
+    if not config.images and len(x_train) < config.batch_size:
         raise DataError(f"{len(x_train)} training pairs, fewer than one batch of {config.batch_size}")
     if config.degradation == "jpeg":
         x_test = compressed_validation(x_test)
-    steps_per_epoch = config.steps_per_epoch or (IMAGE_STEPS_PER_EPOCH if files else len(x_train) // config.batch_size)
+    steps_per_epoch = config.steps_per_epoch or (IMAGE_STEPS_PER_EPOCH if config.images else len(x_train) // config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     strategy = make_strategy(config.strategy)
     chief = is_chief(strategy)
+    files = image_files(config.images, report=chief) if config.images else None
     scratch = None if chief else worker_scratch(out, strategy)
     if scratch:  # a non-chief worker computes everything but writes only here
         out, history = scratch / out.name, scratch / "history.csv"

@@ -6,6 +6,8 @@ Prints, all measured in this one run (ratios are what to compare on a noisy mach
 - training steps/s (batch 16 of 48x48 patches), float32 against mixed bfloat16;
 - a 3072x2048 photo through `testing.py --upscale`'s path (read, colour, tiles, write), seconds;
 - with --shapes: the same inference rates for other widths x residual blocks (the README's table);
+- with --input DIR: training tiles/s the input pipeline delivers (no model), from the bundled .npz
+  and streamed from the image files in DIR (`training.py --images`);
 - with --runtimes: ONNX Runtime (float32, int8), OpenVINO (float32, bfloat16, int8) and LiteRT on
   the exported model against `upscale()`, frames/s and the PSNR each loses on the bundled test split
   (`pip install openvino==2026.4.1 ai-edge-litert==2.3.0` for the two not in requirements.txt).
@@ -26,6 +28,7 @@ import tensorflow as tf  # noqa: E402
 
 import data_preparation  # noqa: E402
 import model  # noqa: E402
+import training  # noqa: E402
 import testing  # noqa: E402
 
 
@@ -134,14 +137,33 @@ def compare_runtimes(net, repeats):
         print(f"| {name} | {fps:.0f} | {fps / reference_fps:.2f}x | {reference_psnr - psnr:+.3f} |")
 
 
+def pipeline_tiles_per_second(folder, batches=300):
+    x_train, y_train = data_preparation.load_dataset()[:2]
+    sources = {"bundled .npz (in memory)": training.array_pairs(x_train, y_train),
+               f"{folder} (streamed, {len(training.image_files([folder]))} files)":
+                   training.image_pairs(training.image_files([folder]))}
+    for name, pairs in sources.items():
+        iterator = iter(training.make_pipeline(pairs, 16, 48, degradation="jpeg"))
+        for _ in range(50):  # the shuffle buffer fills
+            next(iterator)
+        start = time.perf_counter()
+        for _ in range(batches):
+            next(iterator)
+        print(f"input pipeline, {name}: {16 * batches / (time.perf_counter() - start):.0f} tiles/s "
+              "(48x48 LR patches, JPEG degradation)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=model.DEFAULT_MODEL)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--shapes", action="store_true", help="also time other widths x blocks (untrained)")
+    parser.add_argument("--input", type=Path, metavar="DIR", help="only: the input pipeline's tiles/s")
     parser.add_argument("--runtimes", action="store_true", help="only: other runtimes against upscale()")
     args = parser.parse_args()
     net = model.load_model(args.model)
+    if args.input:
+        return pipeline_tiles_per_second(args.input)
     if args.runtimes:
         return compare_runtimes(net, args.repeats)
     batch = np.random.default_rng(0).random((32, 64, 64, 1)).astype(np.float32)

@@ -173,8 +173,29 @@ def test_two_workers_on_loopback_train_one_model_from_a_folder(tiny_dataset, tmp
     model.load_model(out / "m.h5")
     assert not any((tmp_path / "tmp1").iterdir())  # the other worker's scratch folder is gone
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "photos", "tiny.npz", "tmp0", "tmp1"]
-    # Each worker reads its half of the files; the one that has the text file says so once.
-    assert sum(stderr.count("notes.txt: not a readable image") for _, stderr in outputs) == 1
+    # The text file is skipped, and the chief says so, once.
+    assert [stderr.count("notes.txt: not a readable image") for _, stderr in outputs] == [1, 0]
+
+
+STREAM_RSS = """
+import resource, sys
+import training
+batches = iter(training.make_pipeline(training.image_pairs(training.image_files([sys.argv[1]])), 16, 48))
+for _ in range(150):
+    next(batches)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_streamed_tiles_take_the_same_memory_from_ten_times_the_files(tmp_path):
+    image = dp.to_uint8(natural_image(300, 400))
+    for count in (4, 40):
+        (tmp_path / str(count)).mkdir()
+        for index in range(count):
+            iio.imwrite(tmp_path / str(count) / f"{index}.png", np.roll(image, 7 * index, axis=1))
+    peaks = [int(subprocess.run([sys.executable, "-c", STREAM_RSS, str(tmp_path / str(count))], cwd=REPO, check=True,
+                                capture_output=True, text=True).stdout.split()[-1]) for count in (4, 40)]
+    assert peaks[1] <= 1.3 * peaks[0], peaks
 
 
 def test_training_cli_continues_a_model_and_keeps_the_better_one(tiny_dataset, tmp_path):
