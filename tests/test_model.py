@@ -144,37 +144,49 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def test_two_workers_on_loopback_train_one_model_from_a_folder(tiny_dataset, tmp_path):
+def test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume(tiny_dataset, tmp_path):
+    """Two processes, the same command but TF_CONFIG, train from a folder of images; killed
+    together at step 10 and started again, they resume from step 9 and end with equal weights,
+    one model at --out and nothing else written by the non-chief."""
     photos = tmp_path / "photos" / "nested"
     photos.mkdir(parents=True)
     for seed in range(4):
-        dp.write_bytes(photos / f"{seed}.png", iio.imwrite("<bytes>", dp.to_uint8(natural_image(150, 170, seed)),
-                                                          extension=".png"))
+        iio.imwrite(photos / f"{seed}.png", dp.to_uint8(natural_image(150, 170, seed)))
     (photos / "notes.txt").write_text("not an image")
     out = tmp_path / "out"
     cluster = {"worker": [f"localhost:{free_port()}", f"localhost:{free_port()}"]}
-    command = [sys.executable, str(REPO / "training.py"), "--new", "--strategy", "multiworker", "--images",
-               str(tmp_path / "photos"), "--epochs", "1", "--steps-per-epoch", "4", "--out", str(out / "m.h5"),
-               "--history", str(out / "history.csv"), "--data", str(tiny_dataset), "--width", "8", "--blocks", "1",
-               "--batch-size", "8", "--patch", "24", "--precision", "float32"]
-    workers = []
-    for index in range(2):
-        (tmp_path / f"tmp{index}").mkdir()
-        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
-               "TMPDIR": str(tmp_path / f"tmp{index}"), "CUDA_VISIBLE_DEVICES": ""}
-        workers.append(subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True))
-    outputs = [worker.communicate(timeout=240) for worker in workers]
-    assert [worker.returncode for worker in workers] == [0, 0], outputs[1][1][-2000:]
-    fingerprints = [re.findall(r"final weights crc32 (\w+)", stdout) for stdout, _ in outputs]
+    args = ["--new", "--strategy", "multiworker", "--images", str(tmp_path / "photos"), "--epochs", "3",
+            "--steps-per-epoch", "4", "--backup-every", "3", "--out", str(out / "m.h5"), "--history",
+            str(out / "history.csv"), "--data", str(tiny_dataset), "--width", "8", "--blocks", "1",
+            "--batch-size", "8", "--patch", "24", "--precision", "float32"]
+
+    def run_workers(command):
+        workers = []
+        for index in range(2):
+            (tmp_path / f"tmp{index}").mkdir(exist_ok=True)
+            env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker",
+                                                                                       "index": index}}),
+                   "TMPDIR": str(tmp_path / f"tmp{index}"), "KILL_AT_STEP": "10"}
+            workers.append(subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, text=True))
+        return [(worker.wait(timeout=240), *worker.communicate()) for worker in workers]
+
+    killed = run_workers([sys.executable, "-c", KILLED_CHILD, str(REPO), *args])
+    assert [code for code, _, _ in killed] == [-signal.SIGKILL] * 2, killed[0][2][-2000:]
+    assert (out / ".m.h5.resume").is_dir() and list((tmp_path / "tmp1").glob("sr-worker1-*/.m.h5.resume"))
+    finished = run_workers([sys.executable, str(REPO / "training.py"), *args])
+    assert [code for code, _, _ in finished] == [0, 0], finished[1][2][-2000:]
+    for _, stdout, _ in finished:
+        assert "at epoch 3, step 9" in stdout
+    fingerprints = [re.findall(r"final weights crc32 (\w+)", stdout) for _, stdout, _ in finished]
     assert len(fingerprints[0]) == 1 and fingerprints[0] == fingerprints[1]
     assert sorted(p.name for p in out.iterdir()) == ["history.csv", "m.h5", "training_curve.png"]
-    assert len((out / "history.csv").read_text().splitlines()) == 2  # one epoch, logged once
+    assert len((out / "history.csv").read_text().splitlines()) == 1 + 3  # each epoch logged once
     model.load_model(out / "m.h5")
-    assert not any((tmp_path / "tmp1").iterdir())  # the other worker's scratch folder is gone
+    assert list((tmp_path / "tmp1").glob("sr-worker*")) == []  # the other worker's scratch folder is gone
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "photos", "tiny.npz", "tmp0", "tmp1"]
-    # The text file is skipped, and the chief says so, once.
-    assert [stderr.count("notes.txt: not a readable image") for _, stderr in outputs] == [1, 0]
+    # The text file is skipped, and the chief says so, once a run.
+    assert [stderr.count("notes.txt: not a readable image") for _, _, stderr in finished] == [1, 0]
 
 
 STREAM_RSS = """
@@ -223,7 +235,7 @@ import training
 
 class KilledAtStep(training.StopAtStep):  # SIGKILL at a known step: no chance to clean up
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) == 20:
+        if int(self.model.optimizer.iterations.numpy()) == int(os.environ.get("KILL_AT_STEP", 20)):
             os.kill(os.getpid(), signal.SIGKILL)
         super().on_train_batch_end(batch, logs)
 
