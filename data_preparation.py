@@ -16,8 +16,10 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import uuid
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the output
@@ -250,29 +252,48 @@ def hr_patches(luma, mode):
     return tiles[tiles.std(axis=(1, 2, 3)) >= MIN_CROP_STD]
 
 
-def patches_per_file(files, mode="crops", progress=True):
-    """{file: uint8 HR patches} for the usable files; each unusable one is skipped with a warning."""
+def usable_patches(path, mode):
+    """(uint8 HR patches of one file, None) or (None, why it is skipped)."""
+    try:
+        image = read_image(path)
+    except DataError as error:
+        return None, f"skipped {error}"
+    if min(image.shape[:2]) < HR_SIZE:
+        return None, f"skipped {path}: {image.shape[1]}x{image.shape[0]} is smaller than {HR_SIZE}x{HR_SIZE}"
+    patches = hr_patches(to_luma(image), mode)
+    if not len(patches):
+        return None, f"skipped {path}: no {HR_SIZE}x{HR_SIZE} crop with enough detail"
+    return np.round(patches * 255).astype(np.uint8), None
+
+
+def patches_per_file(files, mode="crops", progress=True, spill=None):
+    """{file: uint8 HR patches} for the usable files, decoded on parallel threads; each unusable one
+    is skipped with a warning. With `spill` (a folder), the patches are written to one file there
+    and the dict holds views of it: memory stays bounded however many files there are."""
     if mode not in ("crops", "resize"):
         raise ValueError(f"mode must be 'crops' or 'resize', not {mode!r}")
-    result = {}
-    for path in tqdm(files, desc="images", unit="file", disable=not progress):
-        try:
-            image = read_image(path)
-        except DataError as error:
-            warn(f"skipped {error}")
-            continue
-        if min(image.shape[:2]) < HR_SIZE:
-            warn(f"skipped {path}: {image.shape[1]}x{image.shape[0]} is smaller than {HR_SIZE}x{HR_SIZE}")
-            continue
-        patches = hr_patches(to_luma(image), mode)
-        if len(patches):
-            result[path] = np.round(patches * 255).astype(np.uint8)
-        else:
-            warn(f"skipped {path}: no {HR_SIZE}x{HR_SIZE} crop with enough detail")
-    return result
+    kept, spilled, count = {}, spill and open(Path(spill) / "patches.u8", "wb"), 0
+    with ThreadPoolExecutor(os.cpu_count()) as pool, tqdm(total=len(files), desc="images", unit="file",
+                                                          disable=not progress) as bar:
+        for start in range(0, len(files), 64):  # a few files in flight at a time: bounded memory
+            chunk = files[start:start + 64]
+            for path, (patches, problem) in zip(chunk, pool.map(lambda path: usable_patches(path, mode), chunk)):
+                bar.update()
+                if problem:
+                    warn(problem)
+                elif spilled:
+                    spilled.write(patches.tobytes())
+                    kept[path], count = (count, len(patches)), count + len(patches)
+                else:
+                    kept[path] = patches
+    if not spilled:
+        return kept
+    spilled.close()
+    tiles = np.memmap(spilled.name, np.uint8, "r", shape=(count, HR_SIZE, HR_SIZE, 1)) if count else None
+    return {path: tiles[first:first + n] for path, (first, n) in kept.items()}
 
 
-def split_by_source(patches, test_fraction, seed=SEED):
+def split_by_source(patches, test_fraction, seed=SEED, spill=None):
     """(train HR, test HR): whole source images go to the test split, so no test crop has a
     training crop from the same photograph."""
     files = list(patches)
@@ -287,11 +308,17 @@ def split_by_source(patches, test_fraction, seed=SEED):
         count += len(patches[path])
     train = [p for p in files if p not in test]
 
-    def stack(chosen):
-        return np.concatenate([patches[p] for p in sorted(chosen, key=str)]) if chosen else \
-            np.zeros((0, HR_SIZE, HR_SIZE, 1), np.uint8)
+    def stack(chosen, name):  # into a file in `spill` when given, else in memory
+        shape = (sum(len(patches[p]) for p in chosen), HR_SIZE, HR_SIZE, 1)
+        stacked = np.lib.format.open_memmap(Path(spill) / name, "w+", np.uint8, shape) if spill and shape[0] else \
+            np.zeros(shape, np.uint8)
+        position = 0
+        for path in sorted(chosen, key=str):
+            stacked[position:position + len(patches[path])] = patches[path]
+            position += len(patches[path])
+        return stacked
 
-    return stack(train), stack(test)
+    return stack(train, "y_train.npy"), stack(test, "y_test.npy")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,18 +366,25 @@ def load_dataset(paths=DEFAULT_DATASET):
         raise DataError(f"{', '.join(map(str, paths))}: image sizes differ between files") from None
 
 
-def dataset_from_patches(patches, test_fraction, seed=SEED, max_train=None):
-    """(x_train, y_train, x_test, y_test) from {source: HR patches}, split by source."""
-    y_train, y_test = split_by_source(patches, test_fraction, seed)
+def dataset_from_patches(patches, test_fraction, seed=SEED, max_train=None, spill=None):
+    """(x_train, y_train, x_test, y_test) from {source: HR patches}, split by source; the arrays
+    are files in `spill` when it is given (see patches_per_file)."""
+    y_train, y_test = split_by_source(patches, test_fraction, seed, spill)
     if max_train is not None and len(y_train) > max_train:
         keep = np.sort(np.random.default_rng(seed).choice(len(y_train), max_train, replace=False))
         y_train = y_train[keep]
-    return degrade_uint8(y_train), y_train, degrade_uint8(y_test), y_test
+    return degrade_uint8(y_train, spill, "x_train.npy"), y_train, degrade_uint8(y_test, spill, "x_test.npy"), y_test
 
 
-def degrade_uint8(hr):
-    """degrade() of uint8 HR images, as uint8 (an empty array stays empty)."""
-    return to_uint8(degrade(hr.astype(np.float32) / 255)) if len(hr) else hr[:, ::SCALE, ::SCALE]
+def degrade_uint8(hr, spill=None, name="x.npy"):
+    """degrade() of uint8 HR images, as uint8, a few at a time (bounded memory; into a file in
+    `spill` when given)."""
+    shape = (len(hr), hr.shape[1] // SCALE, hr.shape[2] // SCALE, hr.shape[3])
+    lr = np.lib.format.open_memmap(Path(spill) / name, "w+", np.uint8, shape) if spill and len(hr) else \
+        np.zeros(shape, np.uint8)
+    for start in range(0, len(hr), 256):
+        lr[start:start + 256] = to_uint8(degrade(hr[start:start + 256].astype(np.float32) / 255))
+    return lr
 
 
 def video_dataset(path, test_fraction, progress=True):
@@ -385,15 +419,23 @@ def main(argv=None):
             sys.exit(subprocess.run([sys.executable, str(DATA_DIR / "build_bundled.py")]).returncode)
         if not args.out:
             parser.error("--out FILE.npz is required with --images or --video")
-        if args.images is not None:
-            patches = patches_per_file(list_files(args.images), args.mode)
-            if not patches:
-                raise DataError(f"{args.images}: no usable image")
-            dataset = dataset_from_patches(patches, args.test_fraction)
-        else:
-            dataset = video_dataset(args.video, args.test_fraction)
-        save_dataset(args.out, *dataset)
-        print(f"{args.out}: {len(dataset[0])} train and {len(dataset[2])} test pairs")
+        try:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            spill_folder = tempfile.TemporaryDirectory(prefix=".spill-", dir=Path(args.out).parent)
+        except OSError as error:
+            raise DataError(f"{args.out}: cannot write ({error.strerror})") from None
+        with spill_folder as spill:
+            patches = None
+            if args.images is not None:  # the crops wait on disk, not in memory, however big the folder
+                patches = patches_per_file(list_files(args.images), args.mode, spill=spill)
+                if not patches:
+                    raise DataError(f"{args.images}: no usable image")
+                dataset = dataset_from_patches(patches, args.test_fraction, spill=spill)
+            else:
+                dataset = video_dataset(args.video, args.test_fraction)
+            save_dataset(args.out, *dataset)
+            print(f"{args.out}: {len(dataset[0])} train and {len(dataset[2])} test pairs")
+            del patches, dataset  # the views of the spill files, before they are removed
     except DataError as error:
         sys.exit(f"error: {error}")
 

@@ -130,6 +130,22 @@ def test_cli_ingests_a_messy_folder(messy_folder, tmp_path, capsys):
     x_train, y_train, x_test, y_test = dp.load_dataset(out)
     assert len(x_train) > 0 and len(x_test) > 0 and y_train.shape[1:] == (128, 128, 1)
     assert "truncated.jpg" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npz", "photos"]  # the spill folder is gone
+
+
+def test_a_big_folder_waits_on_disk_not_in_memory(messy_folder, tmp_path, capsys):
+    """With a spill folder, the crops and the dataset's arrays are files mapped from disk, and the
+    dataset is the one the in-memory path makes."""
+    files = dp.list_files(messy_folder)
+    in_memory = dp.dataset_from_patches(dp.patches_per_file(files, progress=False), 0.3)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    patches = dp.patches_per_file(files, progress=False, spill=spill)
+    assert all(isinstance(crops, np.memmap) for crops in patches.values())
+    on_disk = dp.dataset_from_patches(patches, 0.3, spill=spill)
+    assert all(isinstance(array, np.memmap) for array in on_disk)
+    for spilled, kept in zip(on_disk, in_memory):
+        np.testing.assert_array_equal(spilled, kept)
 
 
 @pytest.mark.parametrize("case", ["missing folder", "no usable image", "unreadable video"])
