@@ -449,11 +449,12 @@ def train(model, strategy, batches, steps_per_epoch, epochs, initial_epoch, vali
             callbacks.on_train_batch_end(batch, {"loss": losses[-1], "psnr": qualities[-1]})
             if model.stop_training:
                 break
+        seconds = time.monotonic() - started
         logs = {"loss": float(np.mean(losses)), "psnr": float(np.mean(qualities)),
                 **validate(model, *validation, loss)}
         callbacks.on_epoch_end(epoch, logs)
-        print(f"epoch {epoch + 1}/{epochs}: {len(losses)} steps, {time.monotonic() - started:.0f} s, "
-              + ", ".join(f"{key} {value:.4g}" for key, value in logs.items()), flush=True)
+        print(f"epoch {epoch + 1}/{epochs}: {len(losses)} steps in {seconds:.0f} s ({len(losses) / seconds:.2f} "
+              "steps/s), " + ", ".join(f"{key} {value:.4g}" for key, value in logs.items()), flush=True)
         if model.stop_training:
             break
     callbacks.on_train_end(logs if epochs > initial_epoch else {})
