@@ -68,7 +68,8 @@ class Config:
     model: Path = flag(DEFAULT_MODEL, "without --new: the model to continue", type=Path)
     out: Path = flag(None, "where the best model goes (None: --model when continuing, model.h5 when new)",
                      type=Path)
-    history: Path = flag(RESULTS / "history.csv", "CSV log of the epochs; a training curve PNG is drawn beside it",
+    history: Path = flag(RESULTS / "history.csv", "CSV log of the epochs; a training curve PNG is drawn beside it "
+                         "(with --out and no --history: history_<name>.csv beside --out)",
                          type=Path)
     data: tuple = flag((str(DEFAULT_DATASET),), "one or more datasets, concatenated", nargs="+", type=str,
                        metavar="FILE.npz")
@@ -131,6 +132,8 @@ def parse_config(argv=None):
     add_arguments(parser, defaults)
     args = vars(parser.parse_args(argv))
     args["data"] = tuple(args["data"])
+    if args["out"] and not any(arg.startswith("--history") for arg in argv):  # a model's log goes with it
+        args["history"] = args["out"].with_name(f"history_{args['out'].stem}.csv")
     return Config(**args)
 
 

@@ -161,8 +161,8 @@ def test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume(tiny_d
     out = tmp_path / "out"
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     args = ["--new", "--strategy", "multiworker", "--images", str(tmp_path / "photos"), "--epochs", "3",
-            "--steps-per-epoch", "4", "--backup-every", "3", "--out", str(out / "m.h5"), "--history",
-            str(out / "history.csv"), "--data", str(tiny_dataset), "--width", "8", "--blocks", "1",
+            "--steps-per-epoch", "4", "--backup-every", "3", "--out", str(out / "m.h5"),
+            "--data", str(tiny_dataset), "--width", "8", "--blocks", "1",
             "--batch-size", "8", "--patch", "24", "--precision", "float32"]
 
     def run_workers(command):
@@ -185,8 +185,9 @@ def test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume(tiny_d
         assert "at epoch 3, step 9" in stdout
     fingerprints = [re.findall(r"final weights crc32 (\w+)", stdout) for _, stdout, _ in finished]
     assert len(fingerprints[0]) == 1 and fingerprints[0] == fingerprints[1]
-    assert sorted(p.name for p in out.iterdir()) == ["history.csv", "m.h5", "training_curve.png"]
-    assert len((out / "history.csv").read_text().splitlines()) == 1 + 3  # each epoch logged once
+    # The CSV log and the curve go beside --out when --history is not given.
+    assert sorted(p.name for p in out.iterdir()) == ["history_m.csv", "m.h5", "training_curve_m.png"]
+    assert len((out / "history_m.csv").read_text().splitlines()) == 1 + 3  # each epoch logged once
     model.load_model(out / "m.h5")
     assert list((tmp_path / "tmp1").glob("sr-worker*")) == []  # the other worker's scratch folder is gone
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "photos", "tiny.npz", "tmp0", "tmp1"]
