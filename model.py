@@ -283,19 +283,28 @@ def predict(network, x, batch_size):
 TILE_MARGIN = 32  # LR pixels of context around each tile: more than the 19 3x3 convolutions see
 
 
+def tiling(size, tile):
+    """(step, window) along one axis: as few equal tiles of at most `tile` pixels as cover `size`
+    (a 540-pixel side is one window, not 512 + 28), each window with its margins."""
+    if size <= tile + 2 * TILE_MARGIN:
+        return size, size
+    step = -(-size // -(-size // tile))  # ceil(size / number of tiles)
+    return step, min(size, step + 2 * TILE_MARGIN)
+
+
 def upscale_tiled(network, image, tile, self_ensemble=False):
-    """upscale() of one (H, W, 1) image, `tile` x `tile` LR pixels at a time (plus margins)."""
+    """upscale() of one (H, W, 1) image, at most `tile` x `tile` LR pixels at a time (plus margins)."""
     height, width = image.shape[:2]
-    window_h, window_w = min(height, tile + 2 * TILE_MARGIN), min(width, tile + 2 * TILE_MARGIN)
+    (step_h, window_h), (step_w, window_w) = tiling(height, tile), tiling(width, tile)
     out = np.empty((SCALE * height, SCALE * width, 1), np.float32)
-    corners = [(top, left) for top in range(0, height, tile) for left in range(0, width, tile)]
+    corners = [(top, left) for top in range(0, height, step_h) for left in range(0, width, step_w)]
     for top, left in tqdm(corners, desc="tiles", unit="tile", leave=False, disable=len(corners) < 16):
         # Same-sized windows (one traced graph), shifted inwards at the image's edges.
         window_top = min(max(top - TILE_MARGIN, 0), height - window_h)
         window_left = min(max(left - TILE_MARGIN, 0), width - window_w)
         window = image[window_top:window_top + window_h, window_left:window_left + window_w]
         sr = upscale(network, window[None], self_ensemble=self_ensemble, precision="float32")[0]
-        bottom, right = min(top + tile, height), min(left + tile, width)
+        bottom, right = min(top + step_h, height), min(left + step_w, width)
         out[SCALE * top:SCALE * bottom, SCALE * left:SCALE * right] = sr[
             SCALE * (top - window_top):SCALE * (bottom - window_top),
             SCALE * (left - window_left):SCALE * (right - window_left)]

@@ -288,9 +288,11 @@ def test_tiled_upscale_equals_untiled():
     net = model.load_model(REPO / "model.h5")
     lr = dp.to_luma(natural_image(150, 230, 5))[None]
     whole = model.upscale(net, lr)
-    tiled = model.upscale(net, lr, tile=40)
-    assert tiled.shape == whole.shape == (1, 300, 460, 1)
-    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    for tile in (40, 100):  # many tiles each way; one window high and three wide
+        tiled = model.upscale(net, lr, tile=tile)
+        assert tiled.shape == whole.shape == (1, 300, 460, 1)
+        np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    assert model.tiling(540, 512) == (540, 540) and model.tiling(960, 512) == (480, 544)
 
 
 def test_self_ensemble_is_the_mean_over_flips():
