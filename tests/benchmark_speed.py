@@ -3,7 +3,8 @@
 Prints, all measured in this one run (ratios are what to compare on a noisy machine):
 - inference, 64x64 -> 128x128 in batches of 32: a plain float32 Keras call against `upscale()`
   (bfloat16 where the CPU has it), with GFLOP/s against the peak of a large bfloat16 and float32 matmul;
-- training steps/s (batch 16 of 48x48 patches), float32 against mixed bfloat16;
+- training steps/s (batch 16 of 48x48 patches), float32 against mixed bfloat16, and the forward,
+  forward + backward and whole-step times of each;
 - a 3072x2048 photo through `testing.py --upscale`'s path (read, colour, tiles, write), seconds;
 - with --shapes: the same inference rates for other widths x residual blocks (the README's table);
 - with --input DIR: training tiles/s the input pipeline delivers (no model), from the bundled .npz
@@ -58,14 +59,29 @@ def matmul_gflops(dtype, size=2048, repeats=10):
     return 2 * size**3 / seconds / 1e9
 
 
-def training_steps_per_second(precision, steps=10):
+def training_milliseconds(precision, batch=(16, 48, 48), repeats=10):
+    """Milliseconds of the forward pass, forward + backward, and a whole Adam step on a batch
+    (default: training's 16 48x48 patches): where bfloat16 gains in training and where it does not."""
     net = model.build_residual()
     if precision == "bfloat16":
         net = model.with_precision(net, "mixed_bfloat16")
-    net.compile(optimizer=keras.optimizers.Adam(1e-4), loss="mean_absolute_error")
+    optimizer = keras.optimizers.Adam(1e-4)
+    optimizer.build(net.trainable_variables)
     rng = np.random.default_rng(0)
-    x, y = rng.random((16, 48, 48, 1), np.float32), rng.random((16, 96, 96, 1), np.float32)
-    return 1 / best_time(lambda: net.train_on_batch(x, y), steps)
+    count, height, width = batch
+    x = tf.constant(rng.random((count, height, width, 1), np.float32))
+    y = tf.constant(rng.random((count, 2 * height, 2 * width, 1), np.float32))
+
+    def gradients():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.abs(net(x, training=True) - y))
+        return tape.gradient(loss, net.trainable_variables)
+
+    forward = tf.function(lambda: net(x, training=True))
+    backward = tf.function(gradients)
+    step = tf.function(lambda: optimizer.apply_gradients(zip(gradients(), net.trainable_variables)))
+    return {name: 1000 * best_time(function, repeats)
+            for name, function in [("forward", forward), ("forward + backward", backward), ("step", step)]}
 
 
 def other_runtimes(net, folder):
@@ -176,9 +192,14 @@ def main():
     print(f"inference, plain float32 Keras call: {plain:.0f} frames/s ({plain * gflop:.0f} GFLOP/s)")
     print(f"inference, upscale() in {model.resolve_precision()}: {fast:.0f} frames/s ({fast * gflop:.0f} GFLOP/s, "
           f"{fast * gflop / peaks[tf.bfloat16]:.0%} of the bfloat16 matmul peak): {fast / plain:.2f}x float32")
-    steps = {precision: training_steps_per_second(precision) for precision in ("float32", "bfloat16")}
-    print(f"training, batch 16 of 48x48: float32 {steps['float32']:.2f} steps/s, bfloat16 {steps['bfloat16']:.2f} "
-          f"steps/s: {steps['bfloat16'] / steps['float32']:.2f}x")
+    times = {precision: training_milliseconds(precision) for precision in ("float32", "bfloat16")}
+    print(f"training, batch 16 of 48x48: float32 {1000 / times['float32']['step']:.2f} steps/s, bfloat16 "
+          f"{1000 / times['bfloat16']['step']:.2f} steps/s: {times['float32']['step'] / times['bfloat16']['step']:.2f}x")
+    inference_batch = {precision: training_milliseconds(precision, (32, 64, 64)) for precision in times}
+    for batch, measured in [("16 of 48x48", times), ("32 of 64x64, inference's batch", inference_batch)]:
+        for part in measured["float32"]:
+            print(f"  {batch}, {part}: float32 {measured['float32'][part]:.1f} ms, bfloat16 "
+                  f"{measured['bfloat16'][part]:.1f} ms: {measured['float32'][part] / measured['bfloat16'][part]:.2f}x")
     for width, blocks in [(32, 6), (32, 8), (32, 10), (48, 4), (40, 6), (48, 8)] if args.shapes else []:
         other = model.build_residual(width, blocks)
         plain = len(batch) / best_time(lambda: other(batch, training=False), args.repeats)
