@@ -504,6 +504,7 @@ def run(config, build=None):
         build = (lambda: build_model(config.arch, **(dict(width=config.width, blocks=config.blocks)
                                                      if config.arch == "residual" else {}))) \
             if config.new else (lambda: widen(load_model(config.model), config.width))
+    strategy = make_strategy(config.strategy)  # first: a cluster must be set up before TensorFlow runs anything
     out = Path(config.out or (DEFAULT_MODEL if config.new else config.model))
     history = Path(config.history)
     keras.utils.set_random_seed(config.seed)
@@ -514,7 +515,6 @@ def run(config, build=None):
         x_test = compressed_validation(x_test)
     steps_per_epoch = config.steps_per_epoch or (IMAGE_STEPS_PER_EPOCH if config.images else len(x_train) // config.batch_size)
     total_steps = config.epochs * steps_per_epoch
-    strategy = make_strategy(config.strategy)
     chief = is_chief(strategy)
     files = image_files(config.images, report=chief) if config.images else None
     scratch = None if chief else worker_scratch(out, strategy)
@@ -578,8 +578,8 @@ def run(config, build=None):
 def main(argv=None):
     config = parse_config(argv)
     try:
-        if not config.new:
-            load_model(config.model)  # fail early, with a clear message, on a missing or broken file
+        if not config.new and not Path(config.model).is_file():  # fail early (loading would start TensorFlow,
+            load_model(config.model)  # too early for a cluster): the one-line message load_model gives
         run(config)
     except DataError as error:
         sys.exit(f"error: {error}")

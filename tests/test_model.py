@@ -160,10 +160,10 @@ def test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume(tiny_d
     (photos / "notes.txt").write_text("not an image")
     out = tmp_path / "out"
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
-    args = ["--new", "--strategy", "multiworker", "--images", str(tmp_path / "photos"), "--epochs", "3",
-            "--steps-per-epoch", "4", "--backup-every", "3", "--out", str(out / "m.h5"),
-            "--data", str(tiny_dataset), "--width", "8", "--blocks", "1",
-            "--batch-size", "8", "--patch", "24", "--precision", "float32"]
+    training.save_model(model.build_model(**TINY), tmp_path / "start.h5")  # continued, as the command does
+    args = ["--model", str(tmp_path / "start.h5"), "--strategy", "multiworker", "--images", str(tmp_path / "photos"),
+            "--epochs", "3", "--steps-per-epoch", "4", "--backup-every", "3", "--out", str(out / "m.h5"),
+            "--data", str(tiny_dataset), "--batch-size", "8", "--patch", "24", "--precision", "float32"]
 
     def run_workers(command):
         workers = []
@@ -190,7 +190,7 @@ def test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume(tiny_d
     assert len((out / "history_m.csv").read_text().splitlines()) == 1 + 3  # each epoch logged once
     model.load_model(out / "m.h5")
     assert list((tmp_path / "tmp1").glob("sr-worker*")) == []  # the other worker's scratch folder is gone
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "photos", "tiny.npz", "tmp0", "tmp1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "photos", "start.h5", "tiny.npz", "tmp0", "tmp1"]
     # The text file is skipped, and the chief says so, once a run.
     assert [stderr.count("notes.txt: not a readable image") for _, _, stderr in finished] == [1, 0]
 
