@@ -34,8 +34,8 @@ from tqdm import tqdm
 import keras
 import matplotlib
 import tensorflow as tf
-from data_preparation import (DEFAULT_DATASET, HR_SIZE, MAX_SIDE, MIN_CROP_STD, SCALE, DataError, atomic_output, degrade, jpeg,
-                              list_files, load_dataset, warn, write_bytes)
+from data_preparation import (DEFAULT_DATASET, HR_SIZE, MAX_SIDE, MIN_CROP_STD, SCALE, DataError, atomic_output,
+                              degrade, jpeg, list_files, load_dataset, warn, write_bytes)
 from model import (ARCHITECTURES, BLOCKS, DEFAULT_MODEL, RESULTS, SEED_MODEL, WIDTH, build_model, load_model,
                    widen, with_precision)
 
@@ -196,7 +196,7 @@ def array_pairs(x, y, seed=0):
     return tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).repeat()
 
 
-STREAMED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")  # what tf.io.decode_image reads
+STREAMED_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP")  # what tf.io.decode_image reads (MPO: phones' JPEG)
 
 
 def stream_problem(path):
@@ -440,9 +440,9 @@ def make_train_step(model, loss, strategy):
     return step
 
 
-def validate(model, x, y, loss, batch_size=32):
-    """{"val_loss", "val_psnr"} on the test split, the same on every worker (it is not split)."""
-    predict = tf.function(lambda lr: model(lr, training=False), reduce_retracing=True)
+def validate(predict, x, y, loss, batch_size=32):
+    """{"val_loss", "val_psnr"} of `predict` (the model, traced once) on the test split, the same on
+    every worker (it is not split)."""
     sr = np.concatenate([predict(x[i:i + batch_size]).numpy() for i in range(0, len(x), batch_size)])
     loss = keras.losses.get(loss)
     return {"val_loss": float(tf.reduce_mean(loss(y, sr))), "val_psnr": float(np.mean(psnr(y, sr)))}
@@ -450,7 +450,8 @@ def validate(model, x, y, loss, batch_size=32):
 
 def train(model, strategy, batches, steps_per_epoch, epochs, initial_epoch, validation, callbacks, loss):
     """The training loop (Keras' fit cannot yet run under MultiWorkerMirroredStrategy): the same
-    callbacks, logs and History as fit, for every strategy."""
+    callbacks, logs and History as fit, for every strategy. validation: (x, y) test pairs."""
+    predict = tf.function(lambda lr: model(lr, training=False), reduce_retracing=True)
     history = keras.callbacks.History()
     callbacks = keras.callbacks.CallbackList([*callbacks, history], model=model)
     step, iterator = make_train_step(model, loss, strategy), iter(batches)
@@ -469,7 +470,7 @@ def train(model, strategy, batches, steps_per_epoch, epochs, initial_epoch, vali
                 break
         seconds = time.monotonic() - started
         logs = {"loss": float(np.mean(losses)), "psnr": float(np.mean(qualities)),
-                **validate(model, *validation, loss)}
+                **validate(predict, *validation, loss)}
         callbacks.on_epoch_end(epoch, logs)
         print(f"epoch {epoch + 1}/{epochs}: {len(losses)} steps in {seconds:.0f} s ({len(losses) / seconds:.2f} "
               "steps/s), " + ", ".join(f"{key} {value:.4g}" for key, value in logs.items()), flush=True)
@@ -513,7 +514,8 @@ def run(config, build=None):
         raise DataError(f"{len(x_train)} training pairs, fewer than one batch of {config.batch_size}")
     if config.degradation == "jpeg":
         x_test = compressed_validation(x_test)
-    steps_per_epoch = config.steps_per_epoch or (IMAGE_STEPS_PER_EPOCH if config.images else len(x_train) // config.batch_size)
+    steps_per_epoch = config.steps_per_epoch or (
+        IMAGE_STEPS_PER_EPOCH if config.images else len(x_train) // config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     chief = is_chief(strategy)
     files = image_files(config.images, report=chief) if config.images else None
@@ -537,7 +539,7 @@ def run(config, build=None):
     if state:
         best = state["best"]
     elif out.is_file():  # continuing: out is replaced only by a model better than the one we start from
-        best = validate(model, x_test, y_test, LOSSES[config.loss])["val_psnr"]
+        best = validate(lambda lr: model(lr, training=False), x_test, y_test, LOSSES[config.loss])["val_psnr"]
     else:
         best = -np.inf
     checkpoint = BestCheckpoint(out, best=best)
@@ -556,7 +558,9 @@ def run(config, build=None):
 
     def pipeline(context):  # one per worker: its own share of the files, or its own random draw of the pairs
         seed = config.seed + context.input_pipeline_id
-        pairs = image_pairs(files[context.input_pipeline_id::context.num_input_pipelines], seed) if files else \
+        # its share of the files (all of them when there are fewer files than workers)
+        share = files and (files[context.input_pipeline_id::context.num_input_pipelines] or files)
+        pairs = image_pairs(share, seed) if files else \
             array_pairs(x_train, y_train, seed)
         return make_pipeline(pairs, context.get_per_replica_batch_size(config.batch_size), config.patch or None,
                              config.augment, seed, config.degradation)
