@@ -121,9 +121,16 @@ def modcrop(image, multiple=SCALE):
     return image[..., : height - height % multiple, : width - width % multiple, :]
 
 
+BT601_Y = (65.481, 128.553, 24.966)  # MATLAB rgb2ycbcr's Y row for RGB in [0, 1]: Y = (16 + row . RGB) / 255
+
+
 def to_luma(image):
     """Y of ITU-R BT.601 (MATLAB rgb2ycbcr) scaled to [0, 1], shape (..., 1); grey passes through,
-    alpha does not count."""
+    alpha does not count. A NumPy array (-> NumPy, through skimage) or a float32 tensor (-> tensor:
+    what tf.data pipelines call)."""
+    if tf.is_tensor(image):
+        return tf.cond(tf.shape(image)[-1] >= 3,
+                       lambda: (16 + tf.tensordot(image[..., :3], BT601_Y, 1)[..., None]) / 255, lambda: image[..., :1])
     image = np.asarray(image, dtype=np.float32)
     if image.shape[-1] == 1:
         return image
@@ -236,6 +243,12 @@ def video_info(path):
 
 
 def shrink(image, max_side=MAX_SIDE):
+    """The image with its longer side at most `max_side` (antialiased bicubic); NumPy or tensor."""
+    if tf.is_tensor(image):
+        size = tf.cast(tf.shape(image)[:2], tf.float32)
+        factor = max_side / tf.reduce_max(size)
+        return tf.cond(factor < 1, lambda: tf.clip_by_value(tf.image.resize(
+            image, tf.cast(tf.round(size * factor), tf.int32), "bicubic", antialias=True), 0, 1), lambda: image)
     factor = max_side / max(image.shape[:2])
     shape = (round(image.shape[0] * factor), round(image.shape[1] * factor))
     return image if factor >= 1 else tf.image.resize(image, shape, "bicubic", antialias=True).numpy().clip(0, 1)
@@ -293,6 +306,13 @@ def patches_per_file(files, mode="crops", progress=True, spill=None):
     return {path: tiles[first:first + n] for path, (first, n) in kept.items()}
 
 
+def uint8_array(spill, name, shape):
+    """A zeroed uint8 array: a file `name` in the folder `spill`, memory-mapped, when given, else in memory."""
+    if spill and shape[0]:
+        return np.lib.format.open_memmap(Path(spill) / name, "w+", np.uint8, shape)
+    return np.zeros(shape, np.uint8)
+
+
 def split_by_source(patches, test_fraction, seed=SEED, spill=None):
     """(train HR, test HR): whole source images go to the test split, so no test crop has a
     training crop from the same photograph."""
@@ -308,10 +328,8 @@ def split_by_source(patches, test_fraction, seed=SEED, spill=None):
         count += len(patches[path])
     train = [p for p in files if p not in test]
 
-    def stack(chosen, name):  # into a file in `spill` when given, else in memory
-        shape = (sum(len(patches[p]) for p in chosen), HR_SIZE, HR_SIZE, 1)
-        stacked = np.lib.format.open_memmap(Path(spill) / name, "w+", np.uint8, shape) if spill and shape[0] else \
-            np.zeros(shape, np.uint8)
+    def stack(chosen, name):
+        stacked = uint8_array(spill, name, (sum(len(patches[p]) for p in chosen), HR_SIZE, HR_SIZE, 1))
         position = 0
         for path in sorted(chosen, key=str):
             stacked[position:position + len(patches[path])] = patches[path]
@@ -379,9 +397,7 @@ def dataset_from_patches(patches, test_fraction, seed=SEED, max_train=None, spil
 def degrade_uint8(hr, spill=None, name="x.npy"):
     """degrade() of uint8 HR images, as uint8, a few at a time (bounded memory; into a file in
     `spill` when given)."""
-    shape = (len(hr), hr.shape[1] // SCALE, hr.shape[2] // SCALE, hr.shape[3])
-    lr = np.lib.format.open_memmap(Path(spill) / name, "w+", np.uint8, shape) if spill and len(hr) else \
-        np.zeros(shape, np.uint8)
+    lr = uint8_array(spill, name, (len(hr), hr.shape[1] // SCALE, hr.shape[2] // SCALE, hr.shape[3]))
     for start in range(0, len(hr), 256):
         lr[start:start + 256] = to_uint8(degrade(hr[start:start + 256].astype(np.float32) / 255))
     return lr

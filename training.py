@@ -35,7 +35,7 @@ import keras
 import matplotlib
 import tensorflow as tf
 from data_preparation import (DEFAULT_DATASET, HR_SIZE, MAX_SIDE, MIN_CROP_STD, SCALE, DataError, atomic_output,
-                              degrade, jpeg, list_files, load_dataset, warn, write_bytes)
+                              degrade, jpeg, list_files, load_dataset, shrink, to_luma, warn, write_bytes)
 from model import (ARCHITECTURES, BLOCKS, DEFAULT_MODEL, RESULTS, SEED_MODEL, WIDTH, build_model, load_model,
                    widen, with_precision)
 
@@ -243,14 +243,7 @@ def random_tiles(name, seed):
 
     image = tf.cond(tf.io.is_jpeg(contents), jpeg_scaled, lambda: tf.io.decode_image(
         contents, channels=0, dtype=tf.uint8, expand_animations=False))
-    image = tf.cast(image, tf.float32) / 255
-    luma = tf.cond(tf.shape(image)[-1] >= 3,
-                   lambda: (16 + tf.tensordot(image[..., :3], [65.481, 128.553, 24.966], 1)[..., None]) / 255,
-                   lambda: image[..., :1])
-    size = tf.cast(tf.shape(luma)[:2], tf.float32)  # shrunk to MAX_SIDE, as data_preparation does
-    factor = tf.minimum(1.0, MAX_SIDE / tf.reduce_max(size))
-    luma = tf.cond(factor < 1, lambda: tf.clip_by_value(tf.image.resize(
-        luma, tf.cast(tf.round(size * factor), tf.int32), "bicubic", antialias=True), 0, 1), lambda: luma)
+    luma = shrink(to_luma(tf.cast(image, tf.float32) / 255))  # as data_preparation makes the bundled tiles
     luma = tf.round(luma * 255) / 255
     limits = tf.shape(luma)[:2] - HR_SIZE + 1
     corners = tf.random.stateless_uniform((TILES_PER_IMAGE, 2), seed, maxval=tf.int32.max, dtype=tf.int32) % limits

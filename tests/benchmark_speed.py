@@ -138,9 +138,8 @@ def compare_runtimes(net, repeats):
 
     def measure(function):
         out = np.concatenate([function(x_test[i:i + 32]) for i in range(0, len(x_test), 32)])
-        mse = np.mean((np.clip(out, 0, 1) - y_test) ** 2, axis=(1, 2, 3))
         seconds = best_time(lambda: function(x_test[:32]), repeats)
-        return 32 / seconds, float(np.mean(10 * np.log10(1 / mse)))
+        return 32 / seconds, float(np.mean(training.psnr(y_test, out)))
 
     with tempfile.TemporaryDirectory() as folder:
         runtimes = {f"TensorFlow upscale() {model.resolve_precision()}": lambda batch: model.upscale(net, batch),
