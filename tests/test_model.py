@@ -177,7 +177,9 @@ def test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume(tiny_d
         return [(worker.wait(timeout=240), *worker.communicate()) for worker in workers]
 
     killed = run_workers([sys.executable, "-c", KILLED_CHILD, str(REPO), *args])
-    assert [code for code, _, _ in killed] == [-signal.SIGKILL] * 2, [err[-1500:] for _, _, err in killed]
+    # Each SIGKILLs itself after step 10, unless it first sees its peer gone and stops with an error.
+    codes = [code for code, _, _ in killed]
+    assert -signal.SIGKILL in codes and 0 not in codes, [err[-1500:] for _, _, err in killed]
     assert (out / ".m.h5.resume").is_dir() and list((tmp_path / "tmp1").glob("sr-worker1-*/.m.h5.resume"))
     finished = run_workers([sys.executable, str(REPO / "training.py"), *args])
     assert [code for code, _, _ in finished] == [0, 0], [err[-1500:] for _, _, err in finished]
