@@ -115,6 +115,23 @@ def jpeg(image, quality):
     return decoded.reshape(image.shape)
 
 
+def luma_to_jfif(luma):
+    """BT.601 luma (studio range, 16-235 of 255) -> JFIF's full-range Y, which JPEG quantizes."""
+    return (luma - 16 / 255) * 255 / 219
+
+
+def jfif_to_luma(y):
+    return y * 219 / 255 + 16 / 255
+
+
+def jpeg_luma(luma, quality):
+    """The luma a colour JPEG at `quality` gives, from `luma` (H, W, 1) alone: JPEG quantizes JFIF's
+    full-range Y, whose steps are 219/255 of luma's, so a grey JPEG of the luma itself would be
+    16 % coarser than the file's (a test measures it). What the compressed-input model learns
+    from and is validated on; the benchmark JPEGs the colour image itself (`jpeg`)."""
+    return jfif_to_luma(jpeg(np.clip(luma_to_jfif(np.asarray(luma, np.float32)), 0, 1), quality)).astype(np.float32)
+
+
 def modcrop(image, multiple=SCALE):
     """Crop the bottom/right of (..., H, W, C) so that H and W are multiples of `multiple`."""
     height, width = image.shape[-3:-1]

@@ -25,8 +25,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from tqdm import tqdm
 
 from data_preparation import (DEFAULT_DATASET, ORIENTATION_TAG, SCALE, DataError, atomic_output, degrade, jpeg,
-                              list_files, load_dataset, markdown_table, modcrop, read_image, to_luma, warn,
-                              write_bytes)
+                              jpeg_luma, list_files, load_dataset, markdown_table, modcrop, read_image, to_luma,
+                              warn, write_bytes)
 from model import (PRECISIONS, RESULTS, SEED_MODEL, SKIMAGE_ORDERS, TILE, interpolate, load_model, load_models,
                    resolve_precision, upscale, upscale_color)
 
@@ -160,7 +160,7 @@ def draw_compressed(x_test, y_test, models, results, show, index, precision, siz
     crop = lambda title, image: (title, image[top:top + size, left:left + size])  # noqa: E731
     rows = []
     for quality in (50, 75):
-        lr = jpeg(x_test[index], quality)[None]
+        lr = jpeg_luma(x_test[index], quality)[None]
         sr = {name: upscale(net, lr, precision=precision)[0] for name, net in models.items()}
         outputs = [("bicubic", interpolate(lr, "bicubic")[0]), ("model.h5", sr["model"]),
                    ("compressed-input model", sr["model_compressed"])]

@@ -35,7 +35,8 @@ import keras
 import matplotlib
 import tensorflow as tf
 from data_preparation import (DEFAULT_DATASET, HR_SIZE, MAX_SIDE, MIN_CROP_STD, SCALE, DataError, atomic_output,
-                              degrade, jpeg, list_files, load_dataset, shrink, to_luma, warn, write_bytes)
+                              degrade, jfif_to_luma, jpeg_luma, list_files, load_dataset, luma_to_jfif, shrink,
+                              to_luma, warn, write_bytes)
 from model import (ARCHITECTURES, BLOCKS, DEFAULT_MODEL, RESULTS, SEED_MODEL, WIDTH, build_model, load_model,
                    widen, with_precision)
 
@@ -176,19 +177,23 @@ def dihedral(lr, hr, choice):
 
 def compress(lr, random):
     """The training degradation on top of degrade(): a whole LR tile JPEG'd at a random quality
-    (libjpeg through TensorFlow; with the accurate DCT a test finds it equal to the benchmark's Pillow),
+    (libjpeg through TensorFlow; with the accurate DCT a test finds it equal to jpeg_luma()'s Pillow),
     or left clean."""
     low, high = JPEG_QUALITIES
     quality = low + random[1] % (high - low + 1)
     clean = tf.cast(random[0] % 1000, tf.float32) < 1000 * CLEAN_SHARE
-    return tf.cond(clean, lambda: lr, lambda: tf.image.adjust_jpeg_quality(lr, quality, dct_method="INTEGER_ACCURATE"))
+
+    def compressed():  # as jpeg_luma(): JFIF's full-range Y, rounded here (adjust_jpeg_quality truncates)
+        y = tf.round(tf.clip_by_value(luma_to_jfif(lr), 0, 1) * 255) / 255
+        return jfif_to_luma(tf.image.adjust_jpeg_quality(y, quality, dct_method="INTEGER_ACCURATE"))
+    return tf.cond(clean, lambda: lr, compressed)
 
 
 def compressed_validation(x_test):
-    """The test split's LR as the compressed-input model is validated: Pillow JPEG at
-    VALIDATION_QUALITIES in turn (the benchmark's own compression), some left clean."""
+    """The test split's LR as the compressed-input model is validated: the luma of a Pillow JPEG
+    (the benchmark's own compression) at VALIDATION_QUALITIES in turn, some left clean."""
     qualities = [VALIDATION_QUALITIES[i % len(VALIDATION_QUALITIES)] for i in range(len(x_test))]
-    return np.stack([lr if quality is None else jpeg(lr, quality) for lr, quality in zip(x_test, qualities)])
+    return np.stack([lr if quality is None else jpeg_luma(lr, quality) for lr, quality in zip(x_test, qualities)])
 
 
 def array_pairs(x, y, seed=0):

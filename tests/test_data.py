@@ -8,6 +8,7 @@ import zlib
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import skimage.data
 from PIL import Image
 from conftest import BENCHMARKS, REPO, make_video, natural_image
 
@@ -406,3 +407,15 @@ def test_jpeg_is_pillows_round_trip():
     assert np.abs(dp.jpeg(rgb, 30) - rgb).mean() > np.abs(dp.jpeg(rgb, 95) - rgb).mean() > 0
     with pytest.raises(ValueError, match="1-100"):
         dp.jpeg(rgb, 0)
+
+
+def test_jpeg_luma_is_the_luma_of_a_colour_jpeg():
+    """jpeg_luma() of a photo's luma compresses it as the colour JPEG compresses its Y (within 2 % of
+    the error), where a grey JPEG of the luma itself is over 5 % coarser."""
+    rgb = skimage.data.astronaut()[:256, :256] / 255
+    luma = dp.to_luma(rgb)
+    rms = lambda image: np.sqrt(np.mean((image - luma) ** 2))  # noqa: E731
+    for quality in (50, 75, 90):
+        colour = rms(dp.to_luma(dp.jpeg(rgb, quality)))
+        assert abs(rms(dp.jpeg_luma(luma, quality)) / colour - 1) < 0.02
+        assert rms(dp.jpeg(luma, quality)) / colour > 1.05

@@ -321,29 +321,31 @@ def test_bfloat16_upscale_loses_at_most_002_db():
 
 def test_training_on_compressed_pairs_helps_on_compressed_input():
     """The same small network, seed and steps, trained on the pipeline's JPEG'd LR
-    (degradation="jpeg") and on clean LR (96 bundled photo tiles): on JPEG q40 input the first wins."""
-    x_train, y_train, x_test, y_test = (array[:96] for array in dp.load_dataset())
-    compressed_input = np.stack([dp.jpeg(lr, 40) for lr in x_test[:32]])
+    (degradation="jpeg") and on clean LR (96 bundled photo tiles): on JPEG q30 input the first wins
+    (by 0.3-0.5 dB with seeds 0-2; 300 steps were too few to be sure of it)."""
+    x_train, y_train, x_test, y_test = dp.load_dataset()
+    x_train, y_train, x_test, y_test = x_train[:96], y_train[:96], x_test[::10], y_test[::10]
+    compressed_input = np.stack([dp.jpeg_luma(lr, 30) for lr in x_test])
     psnr = {}
     for degradation in ("none", "jpeg"):
         keras.utils.set_random_seed(0)
         net = model.build_residual(16, 2)
         net.compile(optimizer=keras.optimizers.Adam(5e-3), loss="mean_absolute_error")
         net.fit(training.make_pipeline((x_train, y_train), 8, 24, seed=0, degradation=degradation),
-                steps_per_epoch=300, epochs=1, verbose=0)
+                steps_per_epoch=600, epochs=1, verbose=0)
         sr = model.upscale(net, compressed_input, precision="float32")
-        psnr[degradation] = float(np.mean(tf.image.psnr(y_test[:32], sr, 1.0)))
-    assert psnr["jpeg"] > psnr["none"] + 0.1, psnr
+        psnr[degradation] = float(np.mean(tf.image.psnr(y_test, sr, 1.0)))
+    assert psnr["jpeg"] > psnr["none"] + 0.2, psnr
 
 
 def test_training_jpeg_is_the_benchmarks_pillow_jpeg():
-    """compress() (TensorFlow's libjpeg, in the tf.data pipeline) gives the benchmark's Pillow JPEG."""
+    """compress() (TensorFlow's libjpeg, in the tf.data pipeline) gives jpeg_luma()'s Pillow JPEG."""
     _, _, x_test, _ = dp.load_dataset()
     for quality in (30, 75, 95):
         for lr in x_test[:30:10]:
             # random[0] = 999 is never in the clean share; random[1] picks quality JPEG_QUALITIES[0] + offset
             ours = training.compress(tf.constant(lr), tf.constant([999, quality - training.JPEG_QUALITIES[0]]))
-            np.testing.assert_allclose(ours.numpy(), dp.jpeg(lr, quality), atol=1e-6)
+            np.testing.assert_allclose(ours.numpy(), dp.jpeg_luma(lr, quality), atol=1e-6)
 
 
 def test_onnx_export_computes_what_keras_does(tmp_path):
