@@ -132,6 +132,29 @@ def jpeg_luma(luma, quality):
     return jfif_to_luma(jpeg(np.clip(luma_to_jfif(np.asarray(luma, np.float32)), 0, 1), quality)).astype(np.float32)
 
 
+def h264_luma(frames, crf):
+    """Luma frames (N, H, W, 1) in [0, 1], even H and W, as the Y plane of a video (BT.601 luma is
+    what a video stores, no conversion) encoded by libx264 at `crf` and decoded: the luma that a
+    compressed video gives. The frames are encoded in the order given."""
+    count, height, width, _ = frames.shape
+    luma = np.round(np.clip(frames, 0, 1) * 255).astype(np.uint8).reshape(count, -1)
+    grey_chroma = np.full((count, height * width // 2), 128, np.uint8)  # yuv420p: Cb and Cr at half size
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"crf{crf}.mp4"
+        writer = imageio_ffmpeg.write_frames(str(path), (width, height), pix_fmt_in="yuv420p", fps=25, quality=None,
+                                             macro_block_size=1, ffmpeg_log_level="error",
+                                             output_params=["-crf", str(crf)])
+        writer.send(None)
+        for frame in np.concatenate([luma, grey_chroma], axis=1):
+            writer.send(frame.tobytes())
+        writer.close()
+        decoded, _ = open_video(path, pix_fmt="yuv420p", bits_per_pixel=12)
+        planes = [np.frombuffer(raw, np.uint8)[:height * width] for raw in decoded]
+    if len(planes) != count:
+        raise RuntimeError(f"libx264 round trip gave {len(planes)} frames for {count}")
+    return (np.stack(planes).reshape(count, height, width, 1) / 255).astype(np.float32)
+
+
 def modcrop(image, multiple=SCALE):
     """Crop the bottom/right of (..., H, W, C) so that H and W are multiples of `multiple`."""
     height, width = image.shape[-3:-1]

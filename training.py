@@ -35,8 +35,8 @@ import keras
 import matplotlib
 import tensorflow as tf
 from data_preparation import (DEFAULT_DATASET, HR_SIZE, MAX_SIDE, MIN_CROP_STD, SCALE, DataError, atomic_output,
-                              degrade, jfif_to_luma, jpeg_luma, list_files, load_dataset, luma_to_jfif, shrink,
-                              to_luma, warn, write_bytes)
+                              degrade, h264_luma, jfif_to_luma, jpeg_luma, list_files, load_dataset, luma_to_jfif,
+                              shrink, to_luma, warn, write_bytes)
 from model import (ARCHITECTURES, BLOCKS, DEFAULT_MODEL, RESULTS, SEED_MODEL, WIDTH, build_model, load_model,
                    widen, with_precision)
 
@@ -91,7 +91,9 @@ class Config:
     patience: int = flag(40, "stop after this many epochs without a better validation PSNR")
     degradation: str = flag("none", "none: clean LR (the benchmark protocol); jpeg: LR tiles JPEG-compressed "
                             "at random quality (JPEG_QUALITIES), a share left clean (CLEAN_SHARE), validated on "
-                            "JPEG'd test pairs: the model for real photos and video", choices=["none", "jpeg"])
+                            "JPEG'd test pairs: the model for real photos and video; compressed: as jpeg, but a "
+                            "share (H264_SHARE) H.264-encoded instead (H264_CRFS), validated on both (.npz pairs "
+                            "only)", choices=["none", "jpeg", "compressed"])
     precision: str = flag("bfloat16", "bfloat16: compute in mixed bfloat16 (faster on CPUs with AVX512-BF16 and "
                           "on GPUs; weights and the saved model stay float32)", choices=["bfloat16", "float32"])
     strategy: str = flag("default", "default: this process's device; mirrored: all local GPUs "
@@ -158,9 +160,15 @@ LOSSES = {"l1": "mean_absolute_error", "mse": "mean_squared_error", "charbonnier
 
 # Compressed-input training ("jpeg"): each LR tile is JPEG'd whole (so the 8x8 grid falls where a
 # real file's does) at a quality drawn uniformly from JPEG_QUALITIES, except a CLEAN_SHARE of them.
+# "compressed": an H264_SHARE of them comes from libx264 instead, at one of H264_CRFS: the tiles are
+# encoded once, before training, as the frames of a video (what real videos' artifacts look like:
+# 4x4 transforms, the deblocking filter's blur), since libx264 cannot run inside the tf.data graph.
 JPEG_QUALITIES = (30, 95)
 CLEAN_SHARE = 0.2
-VALIDATION_QUALITIES = (None, 30, 40, 50, 60, 75, 90)  # cycled over the test split; None = clean
+H264_SHARE = 0.3
+H264_CRFS = (18, 23, 28, 33)
+VALIDATION_QUALITIES = (None, 30, 40, 50, 60, 75, 90)  # JPEG, cycled over the test split; None = clean
+VALIDATION_CRFS = (23, 28)  # "compressed": H.264 test pairs too
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,30 +183,49 @@ def dihedral(lr, hr, choice):
             tf.cond(flip, lambda: tf.image.flip_left_right(hr), lambda: hr))
 
 
-def compress(lr, random):
+def compress(lr, random, h264=None):
     """The training degradation on top of degrade(): a whole LR tile JPEG'd at a random quality
     (libjpeg through TensorFlow; with the accurate DCT a test finds it equal to jpeg_luma()'s Pillow),
-    or left clean."""
+    left clean, or, given the tile's `h264` versions (uint8, one per H264_CRFS), one of them."""
     low, high = JPEG_QUALITIES
     quality = low + random[1] % (high - low + 1)
-    clean = tf.cast(random[0] % 1000, tf.float32) < 1000 * CLEAN_SHARE
+    share = tf.cast(random[0] % 1000, tf.float32) / 1000
 
-    def compressed():  # as jpeg_luma(): JFIF's full-range Y, rounded here (adjust_jpeg_quality truncates)
+    def jpeg_compressed():  # as jpeg_luma(): JFIF's full-range Y, rounded here (adjust_jpeg_quality truncates)
         y = tf.round(tf.clip_by_value(luma_to_jfif(lr), 0, 1) * 255) / 255
         return jfif_to_luma(tf.image.adjust_jpeg_quality(y, quality, dct_method="INTEGER_ACCURATE"))
-    return tf.cond(clean, lambda: lr, compressed)
+    if h264 is None:
+        return tf.cond(share < CLEAN_SHARE, lambda: lr, jpeg_compressed)
+    video = lambda: tf.cast(h264[random[1] % len(H264_CRFS)], tf.float32) / 255  # noqa: E731
+    return tf.case([(share < CLEAN_SHARE, lambda: lr), (share < CLEAN_SHARE + H264_SHARE, video)],
+                   default=jpeg_compressed)
 
 
-def compressed_validation(x_test):
+def h264_versions(x):
+    """Each LR tile of `x` as libx264 leaves it at each of H264_CRFS: uint8 (N, len(H264_CRFS), h, w, 1)."""
+    print(f"encoding {len(x):,} training tiles with libx264 at CRF {', '.join(map(str, H264_CRFS))}")
+    return np.stack([np.round(h264_luma(x, crf) * 255).astype(np.uint8) for crf in H264_CRFS], axis=1)
+
+
+def compressed_validation(x_test, crfs=()):
     """The test split's LR as the compressed-input model is validated: the luma of a Pillow JPEG
-    (the benchmark's own compression) at VALIDATION_QUALITIES in turn, some left clean."""
-    qualities = [VALIDATION_QUALITIES[i % len(VALIDATION_QUALITIES)] for i in range(len(x_test))]
-    return np.stack([lr if quality is None else jpeg_luma(lr, quality) for lr, quality in zip(x_test, qualities)])
+    (the benchmark's own compression) at VALIDATION_QUALITIES in turn, some left clean, and with
+    `crfs` some encoded by libx264 at those CRFs."""
+    kinds = [*VALIDATION_QUALITIES, *(f"crf{crf}" for crf in crfs)]
+    chosen = [kinds[i % len(kinds)] for i in range(len(x_test))]
+    lr = np.stack([lr if kind is None or isinstance(kind, str) else jpeg_luma(lr, kind)
+                   for lr, kind in zip(x_test, chosen)])
+    for crf in crfs:
+        encoded = [i for i, kind in enumerate(chosen) if kind == f"crf{crf}"]
+        lr[encoded] = h264_luma(x_test[encoded], crf)
+    return lr
 
 
-def array_pairs(x, y, seed=0):
-    """Endless shuffled (LR, HR) tiles from in-memory arrays (the .npz datasets)."""
-    return tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).repeat()
+def array_pairs(x, y, h264=None, seed=0):
+    """Endless shuffled (LR, HR) tiles from in-memory arrays (the .npz datasets), each with its
+    H.264 versions if given."""
+    arrays = (x, y) if h264 is None else (x, y, h264)
+    return tf.data.Dataset.from_tensor_slices(arrays).shuffle(len(x), seed=seed).repeat()
 
 
 STREAMED_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP")  # what tf.io.decode_image reads (MPO: phones' JPEG)
@@ -286,10 +313,10 @@ def make_pipeline(pairs, batch_size, patch=None, augment=True, seed=0, degradati
                                   tf.data.Dataset.random(seed=seed + 1).batch(2))
 
     def transform(pair, randoms):
-        lr, hr = pair
+        lr, hr = pair[:2]
         random, extra = (tf.cast(r % 65536, tf.int32) for r in randoms)
-        if degradation == "jpeg":
-            lr = compress(lr, extra)
+        if degradation in ("jpeg", "compressed"):
+            lr = compress(lr, extra, *pair[2:])  # with "compressed", pairs carry the tile's H.264 versions
         if patch is not None:
             top = random[0] % (tf.shape(lr)[0] - patch + 1)
             left = random[1] % (tf.shape(lr)[1] - patch + 1)
@@ -510,8 +537,12 @@ def run(config, build=None):
     x_train, y_train, x_test, y_test = load_dataset(config.data)
     if not config.images and len(x_train) < config.batch_size:
         raise DataError(f"{len(x_train)} training pairs, fewer than one batch of {config.batch_size}")
-    if config.degradation == "jpeg":
-        x_test = compressed_validation(x_test)
+    if config.degradation == "compressed" and config.images:
+        raise DataError("--degradation compressed needs the .npz pairs (their H.264 versions are encoded "
+                        "before training); use --degradation jpeg with --images")
+    if config.degradation != "none":
+        x_test = compressed_validation(x_test, VALIDATION_CRFS if config.degradation == "compressed" else ())
+    h264 = h264_versions(x_train) if config.degradation == "compressed" else None
     steps_per_epoch = config.steps_per_epoch or (
         IMAGE_STEPS_PER_EPOCH if config.images else len(x_train) // config.batch_size)
     total_steps = config.epochs * steps_per_epoch
@@ -559,7 +590,7 @@ def run(config, build=None):
         # its share of the files (all of them when there are fewer files than workers)
         share = files and (files[context.input_pipeline_id::context.num_input_pipelines] or files)
         pairs = image_pairs(share, seed) if files else \
-            array_pairs(x_train, y_train, seed)
+            array_pairs(x_train, y_train, h264, seed)
         return make_pipeline(pairs, context.get_per_replica_batch_size(config.batch_size), config.patch or None,
                              config.augment, seed, config.degradation)
 

@@ -348,6 +348,33 @@ def test_training_jpeg_is_the_benchmarks_pillow_jpeg():
             np.testing.assert_allclose(ours.numpy(), dp.jpeg_luma(lr, quality), atol=1e-6)
 
 
+def test_compressed_degradation_mixes_clean_jpeg_and_h264_tiles(tmp_path):
+    """With "compressed" the tile is clean, one of its libx264 versions or JPEG'd, by the random share;
+    every H.264 version is a real encoding (CRF 0 would be exact: see the round-trip test)."""
+    _, _, x_test, _ = dp.load_dataset()
+    tiles = x_test[:8]
+    versions = training.h264_versions(tiles)
+    assert versions.shape == (8, len(training.H264_CRFS), 64, 64, 1) and versions.dtype == np.uint8
+    errors = [np.sqrt(np.mean((versions[:, k] / 255 - tiles) ** 2)) for k in range(len(training.H264_CRFS))]
+    assert 0 < errors[0] < errors[-1]  # higher CRF, more loss
+    lr = tf.constant(tiles[3])
+    clean = training.compress(lr, tf.constant([0, 7]), tf.constant(versions[3]))
+    video = training.compress(lr, tf.constant([int(1000 * training.CLEAN_SHARE), 2]), tf.constant(versions[3]))
+    photo = training.compress(lr, tf.constant([999, 75 - training.JPEG_QUALITIES[0]]), tf.constant(versions[3]))
+    np.testing.assert_array_equal(clean.numpy(), tiles[3])
+    np.testing.assert_array_equal(video.numpy(), versions[3, 2] / np.float32(255))
+    np.testing.assert_allclose(photo.numpy(), dp.jpeg_luma(tiles[3], 75), atol=1e-6)
+    code, message = run_training(["--images", str(tmp_path), "--degradation", "compressed"])
+    assert (code, message) == (1, "error: --degradation compressed needs the .npz pairs (their H.264 versions are "
+                                  "encoded before training); use --degradation jpeg with --images")
+
+
+def run_training(argv):
+    """training.py's exit status and last line of stderr, run in a child process."""
+    result = subprocess.run([sys.executable, str(REPO / "training.py"), *argv], capture_output=True, text=True)
+    return result.returncode, result.stderr.strip().splitlines()[-1]
+
+
 def test_onnx_export_computes_what_keras_does(tmp_path):
     import onnxruntime
     net = model.load_model(model.DEFAULT_MODEL)

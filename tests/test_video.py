@@ -105,6 +105,17 @@ def test_lossless_round_trip_keeps_the_luma(tmp_path):
     assert abs(dp.to_luma(back).mean() - dp.to_luma(frames).mean()) * 255 <= 0.1
 
 
+def test_h264_luma_is_libx264s_round_trip_of_the_y_plane():
+    """h264_luma() puts the luma in the video's Y plane as it is: CRF 0 gives it back exactly, in
+    order; CRF 28 loses detail (a real encoding) and keeps the frame count."""
+    _, _, x_test, _ = dp.load_dataset()
+    frames = x_test[:40]
+    np.testing.assert_array_equal(dp.h264_luma(frames, 0), frames)
+    lossy = dp.h264_luma(frames, 28)
+    assert lossy.shape == frames.shape and lossy.dtype == np.float32
+    assert 2 / 255 < np.sqrt(np.mean((lossy - frames) ** 2)) < 12 / 255
+
+
 def test_upscale_keeps_the_pixel_aspect_ratio_and_uses_the_compressed_model(tmp_path, capsys):
     video = make_video(tmp_path / "clip.mp4", 64, 48, frames=4, sar="128/117")
     sar = dp.video_info(video)["sar"]  # x264 stores 128:117 as 93:85, the same shape
