@@ -240,6 +240,23 @@ def to_unit_range(pixels, path):
     return pixels.astype(np.float32) / full_scale
 
 
+STREAMED_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP")  # what tf.io.decode_image reads (MPO: phones' JPEG)
+
+
+def stream_problem(path):
+    """Why `path` cannot be streamed (its header is enough to tell), or None."""
+    try:
+        with Image.open(path) as image:
+            kind, (width, height) = image.format, image.size
+    except Exception:  # Pillow raises many types for files it cannot read
+        return "not a readable image"
+    if kind not in STREAMED_FORMATS:
+        return f"{kind} is not streamed (one of {', '.join(STREAMED_FORMATS)} is; or use data_preparation.py)"
+    if min(width, height) < HR_SIZE:
+        return f"{width}x{height} is smaller than {HR_SIZE}x{HR_SIZE}"
+    return None
+
+
 def list_files(folder):
     """Every file below `folder`, recursively, in a fixed order."""
     folder = Path(folder)

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import absl.logging
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 import keras
@@ -36,7 +35,7 @@ import matplotlib
 import tensorflow as tf
 from data_preparation import (DEFAULT_DATASET, HR_SIZE, MAX_SIDE, MIN_CROP_STD, SCALE, DataError, atomic_output,
                               degrade, h264_luma, jfif_to_luma, jpeg_luma, list_files, load_dataset, luma_to_jfif,
-                              shrink, to_luma, warn, write_bytes)
+                              shrink, stream_problem, to_luma, warn, write_bytes)
 from model import (ARCHITECTURES, BLOCKS, DEFAULT_MODEL, RESULTS, SEED_MODEL, WIDTH, build_model, load_model,
                    widen, with_precision)
 
@@ -160,9 +159,8 @@ LOSSES = {"l1": "mean_absolute_error", "mse": "mean_squared_error", "charbonnier
 
 # Compressed-input training ("jpeg"): each LR tile is JPEG'd whole (so the 8x8 grid falls where a
 # real file's does) at a quality drawn uniformly from JPEG_QUALITIES, except a CLEAN_SHARE of them.
-# "compressed": an H264_SHARE of them comes from libx264 instead, at one of H264_CRFS: the tiles are
-# encoded once, before training, as the frames of a video (what real videos' artifacts look like:
-# 4x4 transforms, the deblocking filter's blur), since libx264 cannot run inside the tf.data graph.
+# "compressed": an H264_SHARE of them from libx264 at one of H264_CRFS instead (video's artifacts),
+# encoded once before training, as libx264 cannot run inside the tf.data graph.
 JPEG_QUALITIES = (30, 95)
 CLEAN_SHARE = 0.2
 H264_SHARE = 0.3
@@ -203,14 +201,12 @@ def compress(lr, random, h264=None):
 
 def h264_versions(x):
     """Each LR tile of `x` as libx264 leaves it at each of H264_CRFS: uint8 (N, len(H264_CRFS), h, w, 1)."""
-    print(f"encoding {len(x):,} training tiles with libx264 at CRF {', '.join(map(str, H264_CRFS))}")
     return np.stack([np.round(h264_luma(x, crf) * 255).astype(np.uint8) for crf in H264_CRFS], axis=1)
 
 
 def compressed_validation(x_test, crfs=()):
-    """The test split's LR as the compressed-input model is validated: the luma of a Pillow JPEG
-    (the benchmark's own compression) at VALIDATION_QUALITIES in turn, some left clean, and with
-    `crfs` some encoded by libx264 at those CRFs."""
+    """The test split's LR as the compressed-input model is validated: the luma of a Pillow JPEG at
+    VALIDATION_QUALITIES in turn, some left clean, and with `crfs` some H.264-encoded at those."""
     kinds = [*VALIDATION_QUALITIES, *(f"crf{crf}" for crf in crfs)]
     chosen = [kinds[i % len(kinds)] for i in range(len(x_test))]
     lr = np.stack([lr if kind is None or isinstance(kind, str) else jpeg_luma(lr, kind)
@@ -222,27 +218,9 @@ def compressed_validation(x_test, crfs=()):
 
 
 def array_pairs(x, y, h264=None, seed=0):
-    """Endless shuffled (LR, HR) tiles from in-memory arrays (the .npz datasets), each with its
-    H.264 versions if given."""
+    """Endless shuffled (LR, HR) tiles from in-memory arrays (the .npz datasets), with their `h264` versions."""
     arrays = (x, y) if h264 is None else (x, y, h264)
     return tf.data.Dataset.from_tensor_slices(arrays).shuffle(len(x), seed=seed).repeat()
-
-
-STREAMED_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP")  # what tf.io.decode_image reads (MPO: phones' JPEG)
-
-
-def stream_problem(path):
-    """Why `path` cannot be streamed (its header is enough to tell), or None."""
-    try:
-        with Image.open(path) as image:
-            kind, (width, height) = image.format, image.size
-    except Exception:  # Pillow raises many types for files it cannot read
-        return "not a readable image"
-    if kind not in STREAMED_FORMATS:
-        return f"{kind} is not streamed (one of {', '.join(STREAMED_FORMATS)} is; or use data_preparation.py)"
-    if min(width, height) < HR_SIZE:
-        return f"{width}x{height} is smaller than {HR_SIZE}x{HR_SIZE}"
-    return None
 
 
 def image_files(folders, report=True):
