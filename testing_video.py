@@ -188,9 +188,12 @@ def video_track(model, video, crf, batch_size=8, precision="auto"):
         for hr, lr, sr in zip(hr_frames(), read_video(lr_video), read_video(Path(folder) / "output_video.mp4")):
             scores["bicubic"].append(measure(to_luma(hr), to_luma(interpolate(lr[None], "bicubic")[0]))[0])
             scores["model"].append(measure(to_luma(hr), to_luma(sr))[0])
-    means = {method: float(np.mean(values)) for method, values in scores.items()}
-    print(f"video track, LR at CRF {crf}, {len(scores['model'])} frames, Y-PSNR: bicubic {means['bicubic']:.2f} dB, "
-          f"model {means['model']:.2f} dB ({means['model'] - means['bicubic']:+.2f})")
+    # A frame both reproduce exactly (black, say) has no PSNR (infinite): left out of every mean.
+    finite = np.isfinite(scores["bicubic"]) & np.isfinite(scores["model"])
+    means = {method: float(np.mean(np.array(values)[finite])) for method, values in scores.items()}
+    left_out = f" ({np.sum(~finite)} reproduced exactly, left out)" if not finite.all() else ""
+    print(f"video track, LR at CRF {crf}, {np.sum(finite)} frames{left_out}, Y-PSNR: bicubic {means['bicubic']:.2f} "
+          f"dB, model {means['model']:.2f} dB ({means['model'] - means['bicubic']:+.2f})")
     return means
 
 

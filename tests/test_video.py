@@ -2,7 +2,7 @@
 import imageio_ffmpeg
 import numpy as np
 import pytest
-from conftest import ffprobe_streams, make_video
+from conftest import ffprobe_streams, make_video, natural_image
 from test_data import run_main
 
 import data_preparation as dp
@@ -137,6 +137,18 @@ def test_video_track_measures_the_decoded_output(tmp_path, capsys):
 def model_for_track():
     import model
     return model.load_model(model.COMPRESSED_MODEL)
+
+
+def test_video_track_leaves_out_frames_reproduced_exactly(tmp_path, capsys):
+    """Black frames (a film's fade) come back exactly through bicubic: infinite PSNR, left out of the
+    means instead of making them infinite."""
+    photos = np.stack([natural_image(64, 96, seed) for seed in range(3)])
+    frames = np.concatenate([np.zeros((2, 64, 96, 3), np.float32), photos])
+    with testing_video.VideoWriter(tmp_path / "hr.mp4", 96, 64, 10, crf=0) as writer:
+        writer.write(frames)
+    means = testing_video.video_track(model_for_track(), tmp_path / "hr.mp4", crf=28)
+    assert all(np.isfinite(value) and 15 < value < 60 for value in means.values()), means
+    assert "video track, LR at CRF 28, 3 frames (2 reproduced exactly, left out)" in capsys.readouterr().out
 
 
 def test_an_unwritable_output_folder_is_a_one_line_error(tmp_path, capsys):
