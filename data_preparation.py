@@ -129,7 +129,7 @@ def jpeg_luma(luma, quality):
     full-range Y, whose steps are 219/255 of luma's, so a grey JPEG of the luma itself quantizes
     16 % coarser than the file does (its error 5-11 % larger, a test). What the compressed-input model learns
     from and is validated on; the benchmark JPEGs the colour image itself (`jpeg`)."""
-    return jfif_to_luma(jpeg(np.clip(luma_to_jfif(np.asarray(luma, np.float32)), 0, 1), quality)).astype(np.float32)
+    return jfif_to_luma(jpeg(luma_to_jfif(np.asarray(luma, np.float32)), quality)).astype(np.float32)  # jpeg() clips
 
 
 def h264_luma(frames, crf):
