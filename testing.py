@@ -309,38 +309,55 @@ def upscale_files(models, inputs, out, self_ensemble=False, precision="auto", ov
     todo = [(source, target) for source, target in jobs if not target.is_file()]
     if len(todo) < len(jobs):
         print(f"{len(jobs) - len(todo)} of {len(jobs)} files already upscaled in {out}: skipped")
-    errors = []
+    errors, writes = [], collections.deque()
 
+    # Workers only read and write files; whatever is printed, the main thread prints: tqdm's write
+    # lock once hung here between a worker's tqdm.write and tqdm's monitor thread.
     def attempt(function, *args):
         try:
-            return function(*args)
+            return function(*args), None
         except DataError as error:
-            errors.append(str(error))
-            warn(str(error))
+            return None, str(error)
+
+    def settle(future):
+        value, error = future.result()
+        if error is not None:
+            errors.append(error)
+            warn(error)
+        return value
+
+    def written(write):
+        if said := settle(write):
+            tqdm.write(said)
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         reads = collections.deque(pool.submit(attempt, read_image, source) for source, _ in todo[:2])
         for i, (source, target) in enumerate(tqdm(todo, desc="images", unit="file", disable=len(todo) < 2)):
-            image = reads.popleft().result()
+            image = settle(reads.popleft())
             if i + 2 < len(todo):
                 reads.append(pool.submit(attempt, read_image, todo[i + 2][0]))
             if image is not None:
                 net, why = choose_model(source, models, override, described := describe(source))
                 tqdm.write(why)
                 sr = upscale_color(net, image[None], self_ensemble, precision=precision)[0]
-                pool.submit(attempt, write_png, source, target, sr, described)
+                writes.append(pool.submit(attempt, write_png, source, target, sr, described))
+            while writes and writes[0].done():
+                written(writes.popleft())
+        while writes:
+            written(writes.popleft())
     return errors, len(jobs)
 
 
 def write_png(source, target, sr, described):
-    """sr as a PNG at `target` (16-bit if the source was), with the source's ICC profile and EXIF."""
+    """sr as a PNG at `target` (16-bit if the source was), with the source's ICC profile and EXIF;
+    returns the line that says so."""
     _, _, icc, exif = described
     sixteen_bit = iio.improps(source).dtype == np.uint16
     pixels = np.round(sr * (65535 if sixteen_bit else 255)).astype(np.uint16 if sixteen_bit else np.uint8)
     metadata = {key: value for key, value in (("icc_profile", icc), ("exif", exif)) if value}
     with atomic_output(target) as temporary:
         iio.imwrite(temporary, pixels[..., 0] if pixels.shape[-1] == 1 else pixels, extension=".png", **metadata)
-    tqdm.write(f"{source} -> {target} ({sr.shape[1]}x{sr.shape[0]})")
+    return f"{source} -> {target} ({sr.shape[1]}x{sr.shape[0]})"
 
 
 # ---------------------------------------------------------------------------------------------
