@@ -218,6 +218,9 @@ def main(argv=None):
     parser.add_argument("--all", action="store_true",
                         help=f"every training crop, not only the {BUNDLED_MAX_TRAIN} that keep data/ under 40 MB")
     args = parser.parse_args(argv)
+    if args.all and args.out.resolve() == DEFAULT_DATASET.resolve():
+        parser.error(f"--all needs --out elsewhere than {DEFAULT_DATASET.relative_to(REPO)}: every crop is "
+                     "about 60 MB, over data/'s 40 MB")
     try:
         rebuild_bundled(out=args.out, every_crop=args.all)
     except DataError as error:

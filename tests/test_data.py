@@ -337,6 +337,13 @@ def test_rebuild_with_every_crop_keeps_the_test_split(tmp_path, monkeypatch):
     assert dp.DEFAULT_DATASET.stat().st_mtime_ns == bundled_before
 
 
+def test_every_crop_never_replaces_the_bundled_data(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_bundled.main(["--all"])
+    assert exit_.value.code == 2
+    assert "error: --all needs --out elsewhere than data/images.npz" in capsys.readouterr().err
+
+
 # --- GCompris: photographs inside Qt resource bundles ------------------------------------------
 
 
