@@ -174,11 +174,14 @@ def draw_compressed(x_test, y_test, models, results, show, index, precision, siz
 
 
 def benchmark_images(folder):
-    """(name, HR) of the images in `folder`, HR cropped to even size; unreadable files warned."""
+    """(name, HR RGB) of the images in `folder`, HR cropped to even size; unreadable files warned.
+    A grey image is R = G = B, as the protocol's Y formula reads it (Set14's bridge: Y in 16-235,
+    as the peers were measured), not grey passed through as Y."""
     images = []
     for path in list_files(folder):
         try:
-            images.append((path.name, modcrop(read_image(path)[..., :3])))
+            image = read_image(path)[..., :3]
+            images.append((path.name, modcrop(np.repeat(image, 3, -1) if image.shape[-1] == 1 else image)))
         except DataError as error:
             warn(f"skipped {error}")
     if not images:

@@ -61,6 +61,18 @@ def test_interpolations_have_the_right_size():
     np.testing.assert_array_equal(model.interpolate(lr, "skimage_nearest")[0, ::2, ::2], lr[0])
 
 
+def test_benchmark_reads_grey_as_rgb_cropped_to_even_size(tmp_path):
+    """The protocol's Y is BT.601 of R, G, B: a grey image (Set14's bridge) is R = G = B, so its Y
+    is studio-range (16-235), as the peers on ../shared/benchmarks were measured."""
+    grey = (natural_image(31, 20)[..., 0] * 255).astype(np.uint8)
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    Image.fromarray(np.stack([grey] * 3, -1)).save(tmp_path / "rgb.png")
+    (name_grey, hr_grey), (name_rgb, hr_rgb) = testing.benchmark_images(tmp_path)
+    assert (name_grey, name_rgb) == ("grey.png", "rgb.png") and hr_grey.shape == hr_rgb.shape == (30, 20, 3)
+    np.testing.assert_array_equal(hr_grey, hr_rgb)
+    np.testing.assert_allclose(dp.to_luma(hr_grey)[..., 0], (16 + 219 * (grey[:30] / 255)) / 255, atol=1e-5)
+
+
 @pytest.mark.skipif(not BENCHMARKS.is_dir(), reason="../shared/benchmarks is not beside the checkout")
 def test_benchmark_clean_and_jpeg_tracks_write_tables(tmp_path):
     testing.main(["--benchmark", str(BENCHMARKS / "Set5"), "--jpeg", "75", "--results", str(tmp_path)])
