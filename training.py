@@ -8,8 +8,8 @@ model.h5 by default; `python model.py ARGS` is the first run, `python training.p
     python training.py --strategy mirrored      # all local GPUs
     TF_CONFIG=... python training.py --strategy multiworker   # the same command on every machine
 
-Under multiworker, only the chief (worker 0) writes the model, the curve and the CSV; the others
-write to a temporary folder that is removed at the end. Each worker reads its share of --images.
+Under multiworker, only the chief (worker 0) writes the model, the curve and the CSV; the others write
+to a temporary folder that is removed at the end. Each worker reads its share of --images.
 
 A run that is killed (even with SIGKILL) resumes from its last backup, optimizer state included,
 when started again with the same command; the model file is only ever replaced whole.
@@ -50,6 +50,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 IMAGE_STEPS_PER_EPOCH = 500  # an "epoch" over an endless stream of tiles: how often to validate and save
 TILES_PER_IMAGE = 32  # random 128x128 tiles cut from each decoded image, so decoding is not the bottleneck
 SHUFFLE_TILES = 1024  # the shuffle buffer of streamed tiles: bounded memory (~80 MB) whatever the folder holds
+
+# Compressed-input training ("jpeg"): each LR tile JPEG'd whole (so the 8x8 grid falls where a real file's does) at
+# a quality drawn uniformly from JPEG_QUALITIES, except a CLEAN_SHARE left clean; "compressed": an H264_SHARE from
+# libx264 at one of H264_CRFS instead (video's artifacts), encoded before training (libx264 is not a tf.data op).
+JPEG_QUALITIES, H264_CRFS = (30, 95), (18, 23, 28, 33)
+CLEAN_SHARE, H264_SHARE = 0.2, 0.3  # the defaults of --shares
+VALIDATION_QUALITIES = (None, 30, 40, 50, 60, 75, 90)  # JPEG, cycled over the test split; None = clean
+VALIDATION_CRFS = (23, 28)  # "compressed": H.264 test pairs too
 
 
 def flag(default, help, **argparse_options):
@@ -93,6 +101,8 @@ class Config:
                             "JPEG'd test pairs: the model for real photos and video; compressed: as jpeg, but a "
                             "share (H264_SHARE) H.264-encoded instead (H264_CRFS), validated on both (.npz pairs "
                             "only)", choices=["none", "jpeg", "compressed"])
+    shares: tuple = flag((CLEAN_SHARE, H264_SHARE), "with --degradation: the shares of clean and of H.264 tiles "
+                         "(compressed only); JPEG the rest", nargs=2, type=float, metavar=("CLEAN", "H264"))
     precision: str = flag("bfloat16", "bfloat16: compute in mixed bfloat16 (faster on CPUs with AVX512-BF16 and "
                           "on GPUs; weights and the saved model stay float32)", choices=["bfloat16", "float32"])
     strategy: str = flag("default", "default: this process's device; mirrored: all local GPUs "
@@ -133,7 +143,9 @@ def parse_config(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser, defaults)
     args = vars(parser.parse_args(argv))
-    args["data"] = tuple(args["data"])
+    args["data"], args["shares"] = tuple(args["data"]), tuple(args["shares"])
+    if min(args["shares"]) < 0 or sum(args["shares"]) > 1:
+        parser.error(f"--shares: two shares in 0-1 that add up to at most 1, got {args['shares']}")
     if args["out"] and not any(arg.startswith("--history") for arg in argv):  # a model's log goes with it
         args["history"] = args["out"].with_name(f"history_{args['out'].stem}.csv")
     return Config(**args)
@@ -157,17 +169,6 @@ def psnr(y_true, y_pred):
 
 LOSSES = {"l1": "mean_absolute_error", "mse": "mean_squared_error", "charbonnier": charbonnier}
 
-# Compressed-input training ("jpeg"): each LR tile is JPEG'd whole (so the 8x8 grid falls where a
-# real file's does) at a quality drawn uniformly from JPEG_QUALITIES, except a CLEAN_SHARE of them.
-# "compressed": an H264_SHARE of them from libx264 at one of H264_CRFS instead (video's artifacts),
-# encoded once before training, as libx264 cannot run inside the tf.data graph.
-JPEG_QUALITIES = (30, 95)
-CLEAN_SHARE = 0.2
-H264_SHARE = 0.3
-H264_CRFS = (18, 23, 28, 33)
-VALIDATION_QUALITIES = (None, 30, 40, 50, 60, 75, 90)  # JPEG, cycled over the test split; None = clean
-VALIDATION_CRFS = (23, 28)  # "compressed": H.264 test pairs too
-
 
 # ---------------------------------------------------------------------------------------------
 # Input pipeline
@@ -181,10 +182,10 @@ def dihedral(lr, hr, choice):
             tf.cond(flip, lambda: tf.image.flip_left_right(hr), lambda: hr))
 
 
-def compress(lr, random, h264=None):
+def compress(lr, random, h264=None, shares=(CLEAN_SHARE, H264_SHARE)):
     """The training degradation on top of degrade(): a whole LR tile JPEG'd at a random quality
     (libjpeg through TensorFlow; with the accurate DCT a test finds it equal to jpeg_luma()'s Pillow),
-    left clean, or, given the tile's `h264` versions (uint8, one per H264_CRFS), one of them."""
+    left clean, or, given the tile's `h264` versions (uint8, one per H264_CRFS), one of them: by `shares`."""
     low, high = JPEG_QUALITIES
     quality = low + random[1] % (high - low + 1)
     share = tf.cast(random[0] % 1000, tf.float32) / 1000
@@ -193,9 +194,9 @@ def compress(lr, random, h264=None):
         y = tf.round(tf.clip_by_value(luma_to_jfif(lr), 0, 1) * 255) / 255
         return jfif_to_luma(tf.image.adjust_jpeg_quality(y, quality, dct_method="INTEGER_ACCURATE"))
     if h264 is None:
-        return tf.cond(share < CLEAN_SHARE, lambda: lr, jpeg_compressed)
+        return tf.cond(share < shares[0], lambda: lr, jpeg_compressed)
     video = lambda: tf.cast(h264[random[1] % len(H264_CRFS)], tf.float32) / 255  # noqa: E731
-    return tf.case([(share < CLEAN_SHARE, lambda: lr), (share < CLEAN_SHARE + H264_SHARE, video)],
+    return tf.case([(share < shares[0], lambda: lr), (share < sum(shares), video)],
                    default=jpeg_compressed)
 
 
@@ -280,7 +281,8 @@ def image_pairs(files, seed=0):
     return tiles.map(pair, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def make_pipeline(pairs, batch_size, patch=None, augment=True, seed=0, degradation="none"):
+def make_pipeline(pairs, batch_size, patch=None, augment=True, seed=0, degradation="none",
+                  shares=(CLEAN_SHARE, H264_SHARE)):
     """Batches of (LR, HR) from endless `pairs` of tiles (a Dataset, or (x, y) arrays): the LR tile
     degraded further (`degradation`), random LR patches of `patch` pixels (and the HR patch under
     them), the 8 flips/rotations, prefetched."""
@@ -294,7 +296,7 @@ def make_pipeline(pairs, batch_size, patch=None, augment=True, seed=0, degradati
         lr, hr = pair[:2]
         random, extra = (tf.cast(r % 65536, tf.int32) for r in randoms)
         if degradation in ("jpeg", "compressed"):
-            lr = compress(lr, extra, *pair[2:])  # with "compressed", pairs carry the tile's H.264 versions
+            lr = compress(lr, extra, *pair[2:], shares=shares)  # "compressed": pairs carry the H.264 versions
         if patch is not None:
             top = random[0] % (tf.shape(lr)[0] - patch + 1)
             left = random[1] % (tf.shape(lr)[1] - patch + 1)
@@ -533,12 +535,11 @@ def run(config, build=None):
         model = build()
         if config.precision == "bfloat16":
             model = with_precision(model, "mixed_bfloat16")
+        learning_rate = config.lr
         if config.schedule == "cosine":
             warmup = min(500, total_steps // 10)
             learning_rate = keras.optimizers.schedules.CosineDecay(
                 0.0, total_steps - warmup, alpha=0.01, warmup_target=config.lr, warmup_steps=warmup)
-        else:
-            learning_rate = config.lr
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=LOSSES[config.loss], metrics=[psnr])
         model.optimizer.build(model.trainable_variables)  # its slots made here, mirrored, not in the first step
         backup_folder = out.with_name(f".{out.name}.resume")
@@ -554,8 +555,7 @@ def run(config, build=None):
     if state:
         print(f"resuming {out} at epoch {initial_epoch + 1}, step {int(model.optimizer.iterations.numpy())}")
     callbacks = [
-        Backup(backup_folder, config.backup_every, checkpoint, state),
-        checkpoint,
+        Backup(backup_folder, config.backup_every, checkpoint, state), checkpoint,
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.EarlyStopping("val_psnr", mode="max", patience=config.patience, verbose=1),
         StopAtStep(total_steps),
@@ -570,7 +570,7 @@ def run(config, build=None):
         pairs = image_pairs(share, seed) if files else \
             array_pairs(x_train, y_train, h264, seed)
         return make_pipeline(pairs, context.get_per_replica_batch_size(config.batch_size), config.patch or None,
-                             config.augment, seed, config.degradation)
+                             config.augment, seed, config.degradation, config.shares)
 
     fit = train(model, strategy, strategy.distribute_datasets_from_function(pipeline), steps_per_epoch,
                 config.epochs, initial_epoch, (x_test, y_test), callbacks, LOSSES[config.loss])

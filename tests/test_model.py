@@ -364,6 +364,17 @@ def test_compressed_degradation_mixes_clean_jpeg_and_h264_tiles(tmp_path):
     np.testing.assert_array_equal(clean.numpy(), tiles[3])
     np.testing.assert_array_equal(video.numpy(), versions[3, 2] / np.float32(255))
     np.testing.assert_allclose(photo.numpy(), dp.jpeg_luma(tiles[3], 75), atol=1e-6)
+    # --shares 0.1 0.1: a draw of 0.25, H.264 by default (0.2-0.5), is JPEG there (>= 0.2)
+    second = 75 - training.JPEG_QUALITIES[0]  # the quality, or the CRF's index modulo their number
+    draw = tf.constant([250, second])
+    np.testing.assert_array_equal(training.compress(lr, draw, tf.constant(versions[3])).numpy(),
+                                  versions[3, second % len(training.H264_CRFS)] / np.float32(255))
+    np.testing.assert_allclose(training.compress(lr, draw, tf.constant(versions[3]), shares=(0.1, 0.1)).numpy(),
+                               dp.jpeg_luma(tiles[3], 75), atol=1e-6)
+    assert training.parse_config(["--shares", "0.1", "0.1"]).shares == (0.1, 0.1)
+    with pytest.raises(SystemExit) as exit_info:
+        training.parse_config(["--shares", "0.6", "0.5"])
+    assert exit_info.value.code == 2
     code, message = run_training(["--images", str(tmp_path), "--degradation", "compressed"])
     assert (code, message) == (1, "error: --degradation compressed needs the .npz pairs (their H.264 versions are "
                                   "encoded before training); use --degradation jpeg with --images")
