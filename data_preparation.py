@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -52,8 +53,27 @@ class DataError(Exception):
     """Bad input that the command line reports as one line, without a traceback."""
 
 
+_held = threading.local()  # a worker thread's warnings, kept for the main thread to print (in_worker)
+
+
 def warn(message):
-    tqdm.write(f"warning: {message}", file=sys.stderr)
+    if getattr(_held, "warnings", None) is not None:
+        _held.warnings.append(message)
+    else:
+        tqdm.write(f"warning: {message}", file=sys.stderr)
+
+
+def in_worker(function, *args):
+    """(function(*args) or None, the message of the DataError it raised or None, the warnings it
+    gave) on a worker thread: only the main thread prints, as a worker's tqdm.write once hung the
+    program against tqdm's monitor thread (py-spy showed both waiting for tqdm's lock)."""
+    _held.warnings = []
+    try:
+        return function(*args), None, _held.warnings
+    except DataError as error:
+        return None, str(error), _held.warnings
+    finally:
+        _held.warnings = None
 
 
 @contextlib.contextmanager
@@ -347,8 +367,11 @@ def patches_per_file(files, mode="crops", progress=True, spill=None):
                                                           disable=not progress) as bar:
         for start in range(0, len(files), 64):  # a few files in flight at a time: bounded memory
             chunk = files[start:start + 64]
-            for path, (patches, problem) in zip(chunk, pool.map(lambda path: usable_patches(path, mode), chunk)):
+            for path, ((patches, problem), _, warnings) in zip(
+                    chunk, pool.map(lambda path: in_worker(usable_patches, path, mode), chunk)):
                 bar.update()
+                for message in warnings:
+                    warn(message)
                 if problem:
                     warn(problem)
                 elif spilled:

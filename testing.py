@@ -24,9 +24,9 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from tqdm import tqdm
 
-from data_preparation import (DEFAULT_DATASET, ORIENTATION_TAG, SCALE, DataError, atomic_output, degrade, jpeg,
-                              jpeg_luma, list_files, load_dataset, markdown_table, modcrop, read_image, to_luma,
-                              warn, write_bytes)
+from data_preparation import (DEFAULT_DATASET, ORIENTATION_TAG, SCALE, DataError, atomic_output, degrade, in_worker,
+                              jpeg, jpeg_luma, list_files, load_dataset, markdown_table, modcrop, read_image,
+                              to_luma, warn, write_bytes)
 from model import (PRECISIONS, RESULTS, SEED_MODEL, SKIMAGE_ORDERS, TILE, interpolate, load_model, load_models,
                    resolve_precision, upscale, upscale_color)
 
@@ -314,16 +314,10 @@ def upscale_files(models, inputs, out, self_ensemble=False, precision="auto", ov
         print(f"{len(jobs) - len(todo)} of {len(jobs)} files already upscaled in {out}: skipped")
     errors, writes = [], collections.deque()
 
-    # Workers only read and write files; whatever is printed, the main thread prints: tqdm's write
-    # lock once hung here between a worker's tqdm.write and tqdm's monitor thread.
-    def attempt(function, *args):
-        try:
-            return function(*args), None
-        except DataError as error:
-            return None, str(error)
-
-    def settle(future):
-        value, error = future.result()
+    def settle(future):  # workers only read and write files (in_worker): the main thread prints
+        value, error, warnings = future.result()
+        for message in warnings:
+            warn(message)
         if error is not None:
             errors.append(error)
             warn(error)
@@ -334,16 +328,16 @@ def upscale_files(models, inputs, out, self_ensemble=False, precision="auto", ov
             tqdm.write(said)
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        reads = collections.deque(pool.submit(attempt, read_image, source) for source, _ in todo[:2])
+        reads = collections.deque(pool.submit(in_worker, read_image, source) for source, _ in todo[:2])
         for i, (source, target) in enumerate(tqdm(todo, desc="images", unit="file", disable=len(todo) < 2)):
             image = settle(reads.popleft())
             if i + 2 < len(todo):
-                reads.append(pool.submit(attempt, read_image, todo[i + 2][0]))
+                reads.append(pool.submit(in_worker, read_image, todo[i + 2][0]))
             if image is not None:
                 net, why = choose_model(source, models, override, described := describe(source))
                 tqdm.write(why)
                 sr = upscale_color(net, image[None], self_ensemble, precision=precision)[0]
-                writes.append(pool.submit(attempt, write_png, source, target, sr, described))
+                writes.append(pool.submit(in_worker, write_png, source, target, sr, described))
             while writes and writes[0].done():
                 written(writes.popleft())
         while writes:

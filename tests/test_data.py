@@ -116,6 +116,23 @@ def test_load_images_takes_good_files_and_warns_about_bad_ones(messy_folder, cap
     assert all(line.startswith("warning: ") for line in warnings)
 
 
+def test_a_workers_warnings_are_printed_by_the_main_thread(tmp_path, capsys):
+    """in_worker() holds a worker thread's warnings (a worker's tqdm.write once hung a run) and
+    its DataError; patches_per_file and testing.py --upscale print them from the main thread."""
+    from concurrent.futures import ThreadPoolExecutor
+    frames = [Image.fromarray((natural_image(140, 150, seed) * 255).astype(np.uint8)) for seed in (1, 2)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    said = f"{tmp_path / 'anim.gif'}: 2 frames, only the first is used"
+    with ThreadPoolExecutor(1) as pool:
+        image, error, warnings = pool.submit(dp.in_worker, dp.read_image, tmp_path / "anim.gif").result()
+        missing = pool.submit(dp.in_worker, dp.read_image, tmp_path / "none.png").result()
+    assert capsys.readouterr().err == ""
+    assert image.shape[:2] == (140, 150) and error is None and warnings == [said]
+    assert missing == (None, f"{tmp_path / 'none.png'}: no such file", [])
+    assert len(dp.patches_per_file([tmp_path / "anim.gif"], progress=False)[tmp_path / "anim.gif"]) == 1
+    assert capsys.readouterr().err == f"warning: {said}\n"
+
+
 def run_main(main, args, capsys):
     """(exit code, stderr) of a script's main() as the interpreter would show them: sys.exit("msg")
     prints msg to stderr and exits 1."""
