@@ -97,9 +97,9 @@ class Config:
                          choices=["cosine", "constant"])
     patience: int = flag(40, "stop after this many epochs without a better validation PSNR")
     degradation: str = flag("none", "none: clean LR (the benchmark protocol); jpeg: LR tiles JPEG-compressed "
-                            "at random quality (JPEG_QUALITIES), a share left clean (CLEAN_SHARE), validated on "
+                            "at random quality (JPEG_QUALITIES), a share left clean (--shares), validated on "
                             "JPEG'd test pairs: the model for real photos and video; compressed: as jpeg, but a "
-                            "share (H264_SHARE) H.264-encoded instead (H264_CRFS), validated on both (.npz pairs "
+                            "share (--shares) H.264-encoded instead (H264_CRFS), validated on both (.npz pairs "
                             "only)", choices=["none", "jpeg", "compressed"])
     shares: tuple = flag((CLEAN_SHARE, H264_SHARE), "with --degradation: the shares of clean and of H.264 tiles "
                          "(compressed only); JPEG the rest", nargs=2, type=float, metavar=("CLEAN", "H264"))
