@@ -145,25 +145,31 @@ def build_seed():
 ARCHITECTURES = {"residual": build_residual, "seed": build_seed}
 
 
-def widen(model, width):
-    """The residual `model` with `width` channels that computes exactly what it did: old weights
-    copied, weights reading the new channels zero, weights writing them fresh (so they learn).
-    Lets a trained network grow instead of starting again."""
+def grow(model, width, blocks):
+    """The residual `model` with `width` channels and `blocks` residual blocks that computes exactly
+    what it did: old weights copied, weights reading the new channels zero, weights writing them
+    fresh (so they learn), and each new block (added last) with its second convolution zero, so it
+    adds nothing until it has learned something. Lets a trained network grow instead of starting again."""
     old_width = model.get_layer("head").filters
-    if width <= old_width:
+    old_blocks = sum(layer.name.endswith("_add") for layer in model.layers)
+    if width <= old_width and blocks <= old_blocks:
         return model
-    blocks = sum(layer.name.endswith("_add") for layer in model.layers)
-    wide = build_residual(width, blocks)
-    for layer in wide.layers:
+    grown = build_residual(max(width, old_width), max(blocks, old_blocks))
+    old_names = {layer.name for layer in model.layers}
+    for layer in grown.layers:
         if not layer.weights or layer.name == "bicubic":
             continue
         kernel, bias = layer.get_weights()
+        if layer.name not in old_names:  # a new block
+            if layer.name.endswith("_conv2"):
+                layer.set_weights([np.zeros_like(kernel), np.zeros_like(bias)])
+            continue
         old_kernel, old_bias = model.get_layer(layer.name).get_weights()
         kernel[:, :, old_kernel.shape[2]:, :] = 0
         kernel[:, :, :old_kernel.shape[2], :old_kernel.shape[3]] = old_kernel
         bias[:old_bias.shape[0]] = old_bias
         layer.set_weights([kernel, bias])
-    return wide
+    return grown
 
 
 def build_model(arch="residual", **kwargs):

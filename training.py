@@ -37,7 +37,7 @@ from data_preparation import (DEFAULT_DATASET, HR_SIZE, MAX_SIDE, MIN_CROP_STD, 
                               degrade, h264_luma, jfif_to_luma, jpeg_luma, list_files, load_dataset, luma_to_jfif,
                               shrink, stream_problem, to_luma, warn, write_bytes)
 from model import (ARCHITECTURES, BLOCKS, DEFAULT_MODEL, RESULTS, SEED_MODEL, WIDTH, build_model, load_model,
-                   widen, with_precision)
+                   grow, with_precision)
 
 matplotlib.use("Agg")  # figures go to files; no window may open during training
 import matplotlib.pyplot as plt  # noqa: E402
@@ -70,9 +70,8 @@ class Config:
                      action="store_true")
     arch: str = flag("residual", "with --new: residual (the default network) or seed (the original repo's "
                      "network; its recipe becomes the defaults)", choices=list(ARCHITECTURES))
-    width: int = flag(WIDTH, "residual: channels; when continuing a narrower network, it is widened to this "
-                      "(computing exactly what it did at first)")
-    blocks: int = flag(BLOCKS, "with --new, residual: residual blocks")
+    width: int = flag(WIDTH, "residual: channels; a narrower model continued is widened to this (model.grow())")
+    blocks: int = flag(BLOCKS, "residual: residual blocks; a shallower model continued gets more (model.grow())")
     model: Path = flag(DEFAULT_MODEL, "without --new: the model to continue", type=Path)
     out: Path = flag(None, "where the best model goes (None: --model when continuing, model.h5 when new)",
                      type=Path)
@@ -509,7 +508,7 @@ def run(config, build=None):
     if build is None:
         build = (lambda: build_model(config.arch, **(dict(width=config.width, blocks=config.blocks)
                                                      if config.arch == "residual" else {}))) \
-            if config.new else (lambda: widen(load_model(config.model), config.width))
+            if config.new else (lambda: grow(load_model(config.model), config.width, config.blocks))
     strategy = make_strategy(config.strategy)  # first: a cluster must be set up before TensorFlow runs anything
     out = Path(config.out or (DEFAULT_MODEL if config.new else config.model))
     history = Path(config.history)

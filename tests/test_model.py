@@ -72,21 +72,27 @@ def test_h5_round_trip_gives_identical_outputs(tmp_path):
     np.testing.assert_array_equal(loaded.predict_on_batch(x), net.predict_on_batch(x))
 
 
-def test_widened_model_computes_the_same_and_then_learns(tiny_dataset, tmp_path):
-    narrow = model.build_model(**TINY)
-    for layer in narrow.layers:  # non-zero weights everywhere, so that a wrong copy shows
+def test_grown_model_computes_the_same_and_then_learns(tiny_dataset, tmp_path):
+    small = model.build_model(**TINY)
+    for layer in small.layers:  # non-zero weights everywhere, so that a wrong copy shows
         layer.set_weights([w + 0.01 * np.sign(w + 1) for w in layer.get_weights()] if layer.name != "bicubic"
                           else layer.get_weights())
-    wide = model.widen(narrow, 12)
-    assert wide.get_layer("head").filters == 12 and len(wide.layers) == len(narrow.layers)
     x = dp.to_luma(natural_image(30, 50))[None]
-    np.testing.assert_allclose(wide.predict_on_batch(x), narrow.predict_on_batch(x), atol=1e-6)
-    assert model.widen(narrow, 8) is narrow
-    training.save_model(narrow, tmp_path / "narrow.h5")
-    config = tiny_config(tiny_dataset, tmp_path / "wide.h5", new=False, model=tmp_path / "narrow.h5", width=12,
-                         epochs=1)
+    blocks = TINY["blocks"]
+    for width, more_blocks in ((12, blocks), (8, blocks + 2), (12, blocks + 1)):
+        grown = model.grow(small, width, more_blocks)
+        assert grown.get_layer("head").filters == width
+        assert sum(layer.name.endswith("_add") for layer in grown.layers) == more_blocks
+        np.testing.assert_allclose(grown.predict_on_batch(x), small.predict_on_batch(x), atol=1e-6)
+    assert model.grow(small, 8, blocks) is small
+    training.save_model(small, tmp_path / "small.h5")
+    config = tiny_config(tiny_dataset, tmp_path / "grown.h5", new=False, model=tmp_path / "small.h5", width=12,
+                         blocks=blocks + 1, epochs=1)
     training.run(config)
-    assert model.load_model(tmp_path / "wide.h5").get_layer("head").filters == 12
+    grown = model.load_model(tmp_path / "grown.h5")
+    assert grown.get_layer("head").filters == 12 and grown.get_layer(f"block{blocks + 1}_conv2") is not None
+    # it learned: the new block's second convolution, zero at first, is no longer
+    assert np.abs(grown.get_layer(f"block{blocks + 1}_conv2").get_weights()[0]).max() > 0
 
 
 def test_mixed_precision_copy_keeps_the_weights():
@@ -275,8 +281,10 @@ def test_resume_after_sigkill(tiny_dataset, tmp_path):
     assert not state_file.parent.exists()
 
 
-def test_committed_model_loads_in_safe_mode_and_keeps_its_contract():
-    net = keras.models.load_model(REPO / "model.h5", compile=False, safe_mode=True)
+@pytest.mark.parametrize("path", [model.DEFAULT_MODEL, model.COMPRESSED_MODEL], ids=lambda path: path.name)
+def test_committed_model_loads_in_safe_mode_and_keeps_its_contract(path):
+    assert path.stat().st_size <= 2e6  # the limit for a committed model
+    net = keras.models.load_model(path, compile=False, safe_mode=True)
     for shape in [(1, 64, 64, 1), (2, 37, 53, 1)]:
         out = net.predict_on_batch(np.random.default_rng(0).random(shape).astype(np.float32))
         assert out.shape == (shape[0], 2 * shape[1], 2 * shape[2], 1)
