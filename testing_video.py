@@ -185,9 +185,11 @@ def video_track(model, video, crf, batch_size=8, precision="auto"):
                 writer.write(degrade(frames))
         upscale_video(model, lr_video, folder, batch_size, precision=precision)
         scores = {"bicubic": [], "model": []}
-        for hr, lr, sr in zip(hr_frames(), read_video(lr_video), read_video(Path(folder) / "output_video.mp4")):
-            scores["bicubic"].append(measure(to_luma(hr), to_luma(interpolate(lr[None], "bicubic")[0]))[0])
-            scores["model"].append(measure(to_luma(hr), to_luma(sr))[0])
+        frames = zip(hr_frames(), read_video(lr_video), read_video(Path(folder) / "output_video.mp4"))
+        with np.errstate(divide="ignore"):  # a frame reproduced exactly: infinite PSNR, left out below
+            for hr, lr, sr in frames:
+                scores["bicubic"].append(measure(to_luma(hr), to_luma(interpolate(lr[None], "bicubic")[0]))[0])
+                scores["model"].append(measure(to_luma(hr), to_luma(sr))[0])
     # A frame both reproduce exactly (black, say) has no PSNR (infinite): left out of every mean.
     finite = np.isfinite(scores["bicubic"]) & np.isfinite(scores["model"])
     means = {method: float(np.mean(np.array(values)[finite])) for method, values in scores.items()}
