@@ -85,6 +85,8 @@ def test_grown_model_computes_the_same_and_then_learns(tiny_dataset, tmp_path):
         assert sum(layer.name.endswith("_add") for layer in grown.layers) == more_blocks
         np.testing.assert_allclose(grown.predict_on_batch(x), small.predict_on_batch(x), atol=1e-6)
     assert model.grow(small, 8, blocks) is small
+    other = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(4, 3, padding="same")])
+    assert model.grow(other, 12, blocks + 1) is other  # a continued seed network is not grown
     training.save_model(small, tmp_path / "small.h5")
     config = tiny_config(tiny_dataset, tmp_path / "grown.h5", new=False, model=tmp_path / "small.h5", width=12,
                          blocks=blocks + 1, epochs=1)
