@@ -150,14 +150,14 @@ def grow(model, width, blocks):
     what it did: old weights copied, weights reading the new channels zero, weights writing them
     fresh (so they learn), and each new block (added last) with its second convolution zero, so it
     adds nothing until it has learned something. Lets a trained network grow instead of starting again."""
-    if "head" not in {layer.name for layer in model.layers}:  # not the residual network (the seed's): as it is
+    old_names = {layer.name for layer in model.layers}
+    if "head" not in old_names:  # not the residual network (the seed's): as it is
         return model
     old_width = model.get_layer("head").filters
-    old_blocks = sum(layer.name.endswith("_add") for layer in model.layers)
+    old_blocks = sum(name.endswith("_add") for name in old_names)
     if width <= old_width and blocks <= old_blocks:
         return model
     grown = build_residual(max(width, old_width), max(blocks, old_blocks))
-    old_names = {layer.name for layer in model.layers}
     for layer in grown.layers:
         if not layer.weights or layer.name == "bicubic":
             continue
