@@ -51,9 +51,8 @@ IMAGE_STEPS_PER_EPOCH = 500  # an "epoch" over an endless stream of tiles: how o
 TILES_PER_IMAGE = 32  # random 128x128 tiles cut from each decoded image, so decoding is not the bottleneck
 SHUFFLE_TILES = 1024  # the shuffle buffer of streamed tiles: bounded memory (~80 MB) whatever the folder holds
 
-# Compressed-input training ("jpeg"): each LR tile JPEG'd whole (so the 8x8 grid falls where a real file's does) at
-# a quality drawn uniformly from JPEG_QUALITIES, except a CLEAN_SHARE left clean; "compressed": an H264_SHARE from
-# libx264 at one of H264_CRFS instead (video's artifacts), encoded before training (libx264 is not a tf.data op).
+# Compressed-input training: each LR tile JPEG'd whole (so the 8x8 grid falls where a real file's does), or left
+# clean, or ("compressed") encoded by libx264 before training (it is not a tf.data op) at one of H264_CRFS.
 JPEG_QUALITIES, H264_CRFS = (30, 95), (18, 23, 28, 33)
 CLEAN_SHARE, H264_SHARE = 0.2, 0.3  # the defaults of --shares
 VALIDATION_QUALITIES = (None, 30, 40, 50, 60, 75, 90)  # JPEG, cycled over the test split; None = clean
@@ -75,9 +74,8 @@ class Config:
     model: Path = flag(DEFAULT_MODEL, "without --new: the model to continue", type=Path)
     out: Path = flag(None, "where the best model goes (None: --model when continuing, model.h5 when new)",
                      type=Path)
-    history: Path = flag(RESULTS / "history.csv", "CSV log of the epochs; a training curve PNG is drawn beside it "
-                         "(with --out and no --history: history_<name>.csv beside --out)",
-                         type=Path)
+    history: Path = flag(RESULTS / "history.csv", "CSV log of the epochs, a training curve PNG drawn beside it "
+                         "(with --out and no --history: history_<name>.csv beside --out)", type=Path)
     data: tuple = flag((str(DEFAULT_DATASET),), "one or more datasets, concatenated", nargs="+", type=str,
                        metavar="FILE.npz")
     images: tuple = flag((), "folders of images (searched recursively) to stream training tiles from, instead of "
@@ -95,13 +93,14 @@ class Config:
     schedule: str = flag("cosine", "learning rate: warm-up then cosine decay, or constant",
                          choices=["cosine", "constant"])
     patience: int = flag(40, "stop after this many epochs without a better validation PSNR")
-    degradation: str = flag("none", "none: clean LR (the benchmark protocol); jpeg: LR tiles JPEG-compressed "
-                            "at random quality (JPEG_QUALITIES), a share left clean (--shares), validated on "
-                            "JPEG'd test pairs: the model for real photos and video; compressed: as jpeg, but a "
-                            "share (--shares) H.264-encoded instead (H264_CRFS), validated on both (.npz pairs "
-                            "only)", choices=["none", "jpeg", "compressed"])
+    degradation: str = flag("none", "none: clean LR (the benchmark protocol); jpeg: LR tiles JPEG'd at a random "
+                            "quality (--qualities), a share clean (--shares), for real photos and video; "
+                            "compressed: as jpeg, a share H.264-encoded instead (H264_CRFS; .npz pairs only)",
+                            choices=["none", "jpeg", "compressed"])
     shares: tuple = flag((CLEAN_SHARE, H264_SHARE), "with --degradation: the shares of clean and of H.264 tiles "
                          "(compressed only); JPEG the rest", nargs=2, type=float, metavar=("CLEAN", "H264"))
+    qualities: tuple = flag(JPEG_QUALITIES, "with --degradation: the JPEG qualities drawn, LOW to HIGH; validation "
+                            "keeps the VALIDATION_QUALITIES among them", nargs=2, type=int, metavar=("LOW", "HIGH"))
     precision: str = flag("bfloat16", "bfloat16: compute in mixed bfloat16 (faster on CPUs with AVX512-BF16 and "
                           "on GPUs; weights and the saved model stay float32)", choices=["bfloat16", "float32"])
     strategy: str = flag("default", "default: this process's device; mirrored: all local GPUs "
@@ -142,9 +141,11 @@ def parse_config(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser, defaults)
     args = vars(parser.parse_args(argv))
-    args["data"], args["shares"] = tuple(args["data"]), tuple(args["shares"])
+    args.update({key: tuple(args[key]) for key in ("data", "shares", "qualities")})
     if min(args["shares"]) < 0 or sum(args["shares"]) > 1:
         parser.error(f"--shares: two shares in 0-1 that add up to at most 1, got {args['shares']}")
+    if not 1 <= args["qualities"][0] <= args["qualities"][1] <= 100:
+        parser.error(f"--qualities: LOW <= HIGH, both in 1-100, got {args['qualities']}")
     if args["out"] and not any(arg.startswith("--history") for arg in argv):  # a model's log goes with it
         args["history"] = args["out"].with_name(f"history_{args['out'].stem}.csv")
     return Config(**args)
@@ -181,11 +182,11 @@ def dihedral(lr, hr, choice):
             tf.cond(flip, lambda: tf.image.flip_left_right(hr), lambda: hr))
 
 
-def compress(lr, random, h264=None, shares=(CLEAN_SHARE, H264_SHARE)):
-    """The training degradation on top of degrade(): a whole LR tile JPEG'd at a random quality
+def compress(lr, random, h264=None, shares=(CLEAN_SHARE, H264_SHARE), qualities=JPEG_QUALITIES):
+    """The training degradation on top of degrade(): a whole LR tile JPEG'd at a random quality in `qualities`
     (libjpeg through TensorFlow; with the accurate DCT a test finds it equal to jpeg_luma()'s Pillow),
     left clean, or, given the tile's `h264` versions (uint8, one per H264_CRFS), one of them: by `shares`."""
-    low, high = JPEG_QUALITIES
+    low, high = qualities
     quality = low + random[1] % (high - low + 1)
     share = tf.cast(random[0] % 1000, tf.float32) / 1000
 
@@ -204,10 +205,11 @@ def h264_versions(x):
     return np.stack([np.round(h264_luma(x, crf) * 255).astype(np.uint8) for crf in H264_CRFS], axis=1)
 
 
-def compressed_validation(x_test, crfs=()):
-    """The test split's LR as the compressed-input model is validated: the luma of a Pillow JPEG at
-    VALIDATION_QUALITIES in turn, some left clean, and with `crfs` some H.264-encoded at those."""
-    kinds = [*VALIDATION_QUALITIES, *(f"crf{crf}" for crf in crfs)]
+def compressed_validation(x_test, crfs=(), qualities=JPEG_QUALITIES):
+    """The test split's LR as the compressed-input model is validated: the luma of a Pillow JPEG at the
+    VALIDATION_QUALITIES within `qualities` in turn, some left clean, with `crfs` some H.264-encoded at those."""
+    kinds = [kind for kind in VALIDATION_QUALITIES if kind is None or qualities[0] <= kind <= qualities[1]]
+    kinds += [f"crf{crf}" for crf in crfs]
     chosen = [kinds[i % len(kinds)] for i in range(len(x_test))]
     lr = np.stack([lr if kind is None or isinstance(kind, str) else jpeg_luma(lr, kind)
                    for lr, kind in zip(x_test, chosen)])
@@ -281,7 +283,7 @@ def image_pairs(files, seed=0):
 
 
 def make_pipeline(pairs, batch_size, patch=None, augment=True, seed=0, degradation="none",
-                  shares=(CLEAN_SHARE, H264_SHARE)):
+                  shares=(CLEAN_SHARE, H264_SHARE), qualities=JPEG_QUALITIES):
     """Batches of (LR, HR) from endless `pairs` of tiles (a Dataset, or (x, y) arrays): the LR tile
     degraded further (`degradation`), random LR patches of `patch` pixels (and the HR patch under
     them), the 8 flips/rotations, prefetched."""
@@ -295,7 +297,7 @@ def make_pipeline(pairs, batch_size, patch=None, augment=True, seed=0, degradati
         lr, hr = pair[:2]
         random, extra = (tf.cast(r % 65536, tf.int32) for r in randoms)
         if degradation in ("jpeg", "compressed"):
-            lr = compress(lr, extra, *pair[2:], shares=shares)  # "compressed": pairs carry the H.264 versions
+            lr = compress(lr, extra, *pair[2:], shares=shares, qualities=qualities)  # pair[2]: the H.264 tiles
         if patch is not None:
             top = random[0] % (tf.shape(lr)[0] - patch + 1)
             left = random[1] % (tf.shape(lr)[1] - patch + 1)
@@ -370,7 +372,6 @@ class Backup(keras.callbacks.Callback):
     def restore(folder, model):
         """The saved progress, after loading the saved weights and optimizer into `model` (its
         optimizer built); None when there is nothing to resume."""
-        folder = Path(folder)
         if not (folder / "state.json").is_file() or not (folder / "latest.weights.h5").is_file():
             return None
         model.load_weights(folder / "latest.weights.h5")
@@ -486,10 +487,9 @@ def train(model, strategy, batches, steps_per_epoch, epochs, initial_epoch, vali
 
 def plot_history(csv_path, png_path):
     """Training loss and validation PSNR against epochs, from the CSV log."""
-    history = np.genfromtxt(csv_path, delimiter=",", names=True)
+    history = np.atleast_1d(np.genfromtxt(csv_path, delimiter=",", names=True))  # one epoch: still a row
     if history.size < 1:
         return
-    history = np.atleast_1d(history)
     figure, (loss_axes, psnr_axes) = plt.subplots(1, 2, figsize=(10, 4))
     loss_axes.semilogy(history["epoch"] + 1, history["loss"], label="training loss")
     loss_axes.set(xlabel="epoch", ylabel="loss", title="training loss")
@@ -520,7 +520,8 @@ def run(config, build=None):
         raise DataError("--degradation compressed needs the .npz pairs (their H.264 versions are encoded "
                         "before training); use --degradation jpeg with --images")
     if config.degradation != "none":
-        x_test = compressed_validation(x_test, VALIDATION_CRFS if config.degradation == "compressed" else ())
+        x_test = compressed_validation(x_test, VALIDATION_CRFS if config.degradation == "compressed" else (),
+                                       config.qualities)
     h264 = h264_versions(x_train) if config.degradation == "compressed" else None
     steps_per_epoch = config.steps_per_epoch or (
         IMAGE_STEPS_PER_EPOCH if config.images else len(x_train) // config.batch_size)
@@ -569,7 +570,7 @@ def run(config, build=None):
         pairs = image_pairs(share, seed) if files else \
             array_pairs(x_train, y_train, h264, seed)
         return make_pipeline(pairs, context.get_per_replica_batch_size(config.batch_size), config.patch or None,
-                             config.augment, seed, config.degradation, config.shares)
+                             config.augment, seed, config.degradation, config.shares, config.qualities)
 
     fit = train(model, strategy, strategy.distribute_datasets_from_function(pipeline), steps_per_epoch,
                 config.epochs, initial_epoch, (x_test, y_test), callbacks, LOSSES[config.loss])

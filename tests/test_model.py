@@ -356,6 +356,25 @@ def test_training_jpeg_is_the_benchmarks_pillow_jpeg():
             # random[0] = 999 is never in the clean share; random[1] picks quality JPEG_QUALITIES[0] + offset
             ours = training.compress(tf.constant(lr), tf.constant([999, quality - training.JPEG_QUALITIES[0]]))
             np.testing.assert_allclose(ours.numpy(), dp.jpeg_luma(lr, quality), atol=1e-6)
+            # --qualities Q Q: every draw is quality Q
+            only = training.compress(tf.constant(lr), tf.constant([999, 12345]), qualities=(quality, quality))
+            np.testing.assert_allclose(only.numpy(), dp.jpeg_luma(lr, quality), atol=1e-6)
+
+
+def test_qualities_flag_sets_the_training_and_validation_range(capsys):
+    assert training.parse_config([]).qualities == training.JPEG_QUALITIES
+    assert training.parse_config(["--qualities", "50", "95"]).qualities == (50, 95)
+    for bad in (["90", "50"], ["0", "95"], ["50", "101"]):
+        with pytest.raises(SystemExit) as exit_info:
+            training.parse_config(["--qualities", *bad])
+        assert exit_info.value.code == 2
+        assert f"error: --qualities: LOW <= HIGH, both in 1-100, got ({bad[0]}, {bad[1]})" in capsys.readouterr().err
+    _, _, x_test, _ = dp.load_dataset()
+    tiles = x_test[:len(training.VALIDATION_QUALITIES)]
+    kinds = [None, 50, 60, 75, 90]  # of VALIDATION_QUALITIES, those in 50-95, in turn
+    validation = training.compressed_validation(tiles, qualities=(50, 95))
+    for tile, lr, kind in zip(tiles, validation, kinds * 2):
+        np.testing.assert_array_equal(lr, tile if kind is None else dp.jpeg_luma(tile, kind))
 
 
 def test_compressed_degradation_mixes_clean_jpeg_and_h264_tiles(tmp_path):
