@@ -5,6 +5,7 @@ loss and prints the best validation PSNR on the bundled test split. The default 
 training.py was chosen with it (README, "Choices measured").
 """
 import argparse
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -13,7 +14,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tensorflow as tf  # noqa: E402
 
-import model  # noqa: E402
 import training  # noqa: E402
 
 
@@ -30,8 +30,9 @@ def main():
     results = {}
     for loss in training.LOSSES:
         with tempfile.TemporaryDirectory() as folder:
-            fit = training.run(lambda: model.build_residual(args.width, args.blocks), Path(folder) / "m.h5",
-                               epochs=args.epochs, loss=loss, seed=0, verbose=0)
+            fit = training.run(dataclasses.replace(
+                training.FIRST_RUN, width=args.width, blocks=args.blocks, epochs=args.epochs, patience=args.epochs,
+                loss=loss, seed=0, out=Path(folder) / "m.h5", history=Path(folder) / "history.csv"))
         results[loss] = max(fit.history["val_psnr"])
         print(f"{loss:12s} best validation PSNR {results[loss]:.3f} dB", flush=True)
     print(f"best loss: {max(results, key=results.get)}")
