@@ -79,3 +79,13 @@ def test_one_definition_of_each_shared_function():
     for name in ["degrade", "jpeg", "load_dataset", "upscale", "upscale_color", "to_luma", "read_video", "measure",
                  "atomic_output", "markdown_table"]:
         assert len(definitions.get(name, [])) == 1, (name, definitions.get(name))
+
+
+def test_loss_benchmark_runs_each_loss_through_training():
+    """The benchmark the default loss was chosen with still runs against training.run()."""
+    result = subprocess.run([sys.executable, str(REPO / "tests" / "benchmark_loss.py"), "--epochs", "1",
+                             "--width", "4", "--blocks", "1"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stdout.splitlines() if "best validation PSNR" in line and "saved" not in line]
+    assert [line.split()[0] for line in lines] == list(training.LOSSES)
+    assert result.stdout.rstrip().splitlines()[-1].split(": ")[1] in training.LOSSES
