@@ -99,8 +99,8 @@ class Config:
                             choices=["none", "jpeg", "compressed"])
     shares: tuple = flag((CLEAN_SHARE, H264_SHARE), "with --degradation: the shares of clean and of H.264 tiles "
                          "(compressed only); JPEG the rest", nargs=2, type=float, metavar=("CLEAN", "H264"))
-    qualities: tuple = flag(JPEG_QUALITIES, "with --degradation: the JPEG qualities drawn, LOW to HIGH; validation "
-                            "keeps the VALIDATION_QUALITIES among them", nargs=2, type=int, metavar=("LOW", "HIGH"))
+    qualities: tuple = flag(JPEG_QUALITIES, "with --degradation: JPEG qualities from LOW to HIGH, validated at "
+                            f"those of {VALIDATION_QUALITIES[1:]} in it", nargs=2, type=int, metavar=("LOW", "HIGH"))
     precision: str = flag("bfloat16", "bfloat16: compute in mixed bfloat16 (faster on CPUs with AVX512-BF16 and "
                           "on GPUs; weights and the saved model stay float32)", choices=["bfloat16", "float32"])
     strategy: str = flag("default", "default: this process's device; mirrored: all local GPUs "
