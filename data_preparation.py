@@ -10,8 +10,10 @@ go on top of it); datasets are `.npz` files with keys x_train, y_train (LR, HR) 
 y_test, stored as uint8; every file is written whole or not at all (`atomic_output()`).
 """
 import argparse
+import collections
 import contextlib
 import io
+import itertools
 import os
 import re
 import subprocess
@@ -23,12 +25,9 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the output
-
 import imageio.v3 as iio
 import imageio_ffmpeg
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 from skimage.color import rgb2ycbcr
 from skimage.transform import resize
@@ -94,6 +93,24 @@ def atomic_output(path):
             temporary.unlink()
 
 
+@contextlib.contextmanager
+def quiet_stderr():
+    """File descriptor 2 sent to /dev/null for the block, unless the command line says --verbose:
+    the C++ start-up log of TensorFlow (absl, CUDA probing) is written there, past Python's sys.stderr."""
+    if "--verbose" in sys.argv[1:]:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def write_bytes(path, data):
     with atomic_output(path) as temporary:
         temporary.write_bytes(data)
@@ -108,19 +125,28 @@ def markdown_table(columns, rows):
 # The one degradation and the colour convention
 
 
+def resize_bicubic(image, height, width):
+    """(H, W, C) float32 -> (height, width, C) by Pillow's bicubic (a = -0.5), whose kernel widens
+    by the factor when it shrinks: MATLAB imresize's antialiasing. Values are not clipped."""
+    image = np.asarray(image, np.float32)
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c])).resize(
+        (width, height), Image.Resampling.BICUBIC)) for c in range(image.shape[-1])], -1)
+
+
 def degrade(hr):
     """LR = bicubic downscale by 2 with antialiasing (MATLAB imresize), rounded to 8 bits.
 
-    hr: float in [0, 1], shape (N, H, W, C) or (H, W, C), H and W even: a NumPy array (-> NumPy) or
-    a float32 tensor (-> tensor: what tf.data pipelines call).
+    hr: float in [0, 1], shape (N, H, W, C) or (H, W, C), H and W even -> float32 of half the size.
+    NumPy and Pillow only, so the same LR comes out whatever Keras backend trains on it.
     """
-    if not tf.is_tensor(hr):
-        hr = np.asarray(hr, dtype=np.float32)
-        if hr.shape[-3] % SCALE or hr.shape[-2] % SCALE:
-            raise ValueError(f"degrade needs even height and width, got {hr.shape[-3]}x{hr.shape[-2]} (use modcrop)")
-        return degrade(tf.constant(hr)).numpy()
-    lr = tf.image.resize(hr, tf.shape(hr)[-3:-1] // SCALE, method="bicubic", antialias=True)
-    return tf.round(tf.clip_by_value(lr, 0, 1) * 255) / 255  # half to even, as np.round
+    hr = np.asarray(hr, dtype=np.float32)
+    height, width = hr.shape[-3:-1]
+    if height % SCALE or width % SCALE:
+        raise ValueError(f"degrade needs even height and width, got {height}x{width} (use modcrop)")
+    images = hr.reshape(-1, *hr.shape[-3:])
+    lr = np.stack([resize_bicubic(image, height // SCALE, width // SCALE) for image in images])
+    lr = np.round(np.clip(lr, 0, 1) * 255) / 255  # half to even
+    return lr.reshape(*hr.shape[:-3], *lr.shape[1:]).astype(np.float32)
 
 
 def jpeg(image, quality):
@@ -186,11 +212,7 @@ BT601_Y = (65.481, 128.553, 24.966)  # MATLAB rgb2ycbcr's Y row for RGB in [0, 1
 
 def to_luma(image):
     """Y of ITU-R BT.601 (MATLAB rgb2ycbcr) scaled to [0, 1], shape (..., 1); grey passes through,
-    alpha does not count. A NumPy array (-> NumPy, through skimage) or a float32 tensor (-> tensor:
-    what tf.data pipelines call)."""
-    if tf.is_tensor(image):
-        return tf.cond(tf.shape(image)[-1] >= 3,
-                       lambda: (16 + tf.tensordot(image[..., :3], BT601_Y, 1)[..., None]) / 255, lambda: image[..., :1])
+    alpha does not count."""
     image = np.asarray(image, dtype=np.float32)
     if image.shape[-1] == 1:
         return image
@@ -260,18 +282,13 @@ def to_unit_range(pixels, path):
     return pixels.astype(np.float32) / full_scale
 
 
-STREAMED_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP")  # what tf.io.decode_image reads (MPO: phones' JPEG)
-
-
 def stream_problem(path):
-    """Why `path` cannot be streamed (its header is enough to tell), or None."""
+    """Why `path` cannot be streamed for training (its header is enough to tell), or None."""
     try:
         with Image.open(path) as image:
-            kind, (width, height) = image.format, image.size
+            width, height = image.size
     except Exception:  # Pillow raises many types for files it cannot read
         return "not a readable image"
-    if kind not in STREAMED_FORMATS:
-        return f"{kind} is not streamed (one of {', '.join(STREAMED_FORMATS)} is; or use data_preparation.py)"
     if min(width, height) < HR_SIZE:
         return f"{width}x{height} is smaller than {HR_SIZE}x{HR_SIZE}"
     return None
@@ -320,15 +337,12 @@ def video_info(path):
 
 
 def shrink(image, max_side=MAX_SIDE):
-    """The image with its longer side at most `max_side` (antialiased bicubic); NumPy or tensor."""
-    if tf.is_tensor(image):
-        size = tf.cast(tf.shape(image)[:2], tf.float32)
-        factor = max_side / tf.reduce_max(size)
-        return tf.cond(factor < 1, lambda: tf.clip_by_value(tf.image.resize(
-            image, tf.cast(tf.round(size * factor), tf.int32), "bicubic", antialias=True), 0, 1), lambda: image)
+    """The (H, W, C) image with its longer side at most `max_side` (antialiased bicubic)."""
     factor = max_side / max(image.shape[:2])
+    if factor >= 1:
+        return image
     shape = (round(image.shape[0] * factor), round(image.shape[1] * factor))
-    return image if factor >= 1 else tf.image.resize(image, shape, "bicubic", antialias=True).numpy().clip(0, 1)
+    return resize_bicubic(image, *shape).clip(0, 1)
 
 
 def hr_patches(luma, mode):
@@ -417,6 +431,178 @@ def split_by_source(patches, test_fraction, seed=SEED, spill=None):
         return stacked
 
     return stack(train, "y_train.npy"), stack(test, "y_test.npy")
+
+
+# ---------------------------------------------------------------------------------------------
+# The training input pipeline: NumPy and Pillow on producer threads, the same for every Keras
+# backend (no TensorFlow), the degradations on top of degrade()
+
+TILES_PER_IMAGE = 32  # random 128x128 tiles cut from each decoded image, so decoding is not the bottleneck
+SHUFFLE_TILES = 1024  # the shuffle buffer of streamed tiles: bounded memory (16 MB) whatever the folder holds
+# Compressed-input training: each LR tile JPEG'd whole (so the 8x8 grid falls where a real file's does) by
+# Pillow, or left clean, or ("compressed") one of its versions encoded by libx264 beforehand at H264_CRFS.
+JPEG_QUALITIES, H264_CRFS = (30, 95), (18, 23, 28, 33)
+CLEAN_SHARE, H264_SHARE = 0.2, 0.3  # the default shares of clean and H.264 tiles
+VALIDATION_QUALITIES = (None, 30, 40, 50, 60, 75, 90)  # JPEG, cycled over the test split; None = clean
+VALIDATION_CRFS = (23, 28)  # "compressed": H.264 test pairs too
+
+
+def dihedral(image, choice):
+    """One of the 8 flips/rotations (choice 0-7) of (..., H, W, C)."""
+    image = np.rot90(image, choice % 4, axes=(-3, -2))
+    return image[..., ::-1, :] if choice >= 4 else image
+
+
+def compress(lr, rng, h264=None, shares=(CLEAN_SHARE, H264_SHARE), qualities=JPEG_QUALITIES):
+    """The training degradation on top of degrade(): the whole LR tile JPEG'd by Pillow at a random
+    quality in `qualities` (jpeg_luma()), left clean, or, given its `h264` versions (uint8, one per
+    H264_CRFS), one of them: by `shares` (clean, H.264; JPEG the rest)."""
+    draw = rng.random()
+    if draw < shares[0]:
+        return lr
+    if h264 is not None and draw < sum(shares):
+        return h264[rng.integers(len(h264))].astype(np.float32) / 255
+    return jpeg_luma(lr, int(rng.integers(qualities[0], qualities[1] + 1)))
+
+
+def h264_versions(x):
+    """Each LR tile of `x` as libx264 leaves it at each of H264_CRFS: uint8 (N, len(H264_CRFS), h, w, 1)."""
+    return np.stack([np.round(h264_luma(x, crf) * 255).astype(np.uint8) for crf in H264_CRFS], axis=1)
+
+
+def compressed_validation(x_test, crfs=(), qualities=JPEG_QUALITIES):
+    """The test split's LR as the compressed-input model is validated: the luma of a Pillow JPEG at the
+    VALIDATION_QUALITIES within `qualities` in turn, some left clean, with `crfs` some H.264-encoded at those."""
+    kinds = [kind for kind in VALIDATION_QUALITIES if kind is None or qualities[0] <= kind <= qualities[1]]
+    kinds += [f"crf{crf}" for crf in crfs]
+    chosen = [kinds[i % len(kinds)] for i in range(len(x_test))]
+    lr = np.stack([lr if kind is None or isinstance(kind, str) else jpeg_luma(lr, kind)
+                   for lr, kind in zip(x_test, chosen)])
+    for crf in crfs:
+        encoded = [i for i, kind in enumerate(chosen) if kind == f"crf{crf}"]
+        lr[encoded] = h264_luma(x_test[encoded], crf)
+    return lr
+
+
+def image_files(folders, report=True):
+    """The streamable image files below `folders`; each other file skipped with one warning (when
+    `report`: the chief of a cluster reports them, once)."""
+    files = [path for folder in folders for path in list_files(folder)]
+    with ThreadPoolExecutor() as pool:
+        problems = list(tqdm(pool.map(stream_problem, files), total=len(files), desc="checking images",
+                             unit="file", disable=len(files) < 1000))
+    for path, problem in zip(files, problems):
+        if problem and report:
+            warn(f"skipped {path}: {problem}")
+    usable = [path for path, problem in zip(files, problems) if problem is None]
+    if not usable:
+        raise DataError(f"{', '.join(map(str, folders))}: no images to train on")
+    return usable
+
+
+def random_tiles(path, rng):
+    """Up to TILES_PER_IMAGE random HR tiles (n, 128, 128, 1) uint8 of one file's luma (shrunk to
+    MAX_SIDE, as the bundled tiles were made), the flat ones left out; none if it cannot be read."""
+    try:
+        luma = to_uint8(shrink(to_luma(read_image(path))))
+    except DataError:  # broken past its header (which was checked): skipped
+        return np.empty((0, HR_SIZE, HR_SIZE, 1), np.uint8)
+    tops = rng.integers(luma.shape[0] - HR_SIZE + 1, size=TILES_PER_IMAGE)
+    lefts = rng.integers(luma.shape[1] - HR_SIZE + 1, size=TILES_PER_IMAGE)
+    tiles = np.stack([luma[top:top + HR_SIZE, left:left + HR_SIZE] for top, left in zip(tops, lefts)])
+    return tiles[tiles.std(axis=(1, 2, 3)) >= MIN_CROP_STD * 255]
+
+
+class TileStream:
+    """Endless random HR tiles from image files, decoded ahead on `workers` threads, a new order each
+    pass, shuffled in a buffer of SHUFFLE_TILES: memory does not grow with the number of files."""
+
+    def __init__(self, files, seed=0, workers=None):
+        self.files, self.rng = list(files), np.random.default_rng(seed)
+        self.pool = ThreadPoolExecutor(workers or os.cpu_count())
+        self.decoding, self.buffer, self.lock = collections.deque(), [], threading.Lock()
+        self.order = iter(())
+
+    def next_file(self):
+        path = next(self.order, None)
+        if path is None:
+            self.order = iter([self.files[i] for i in self.rng.permutation(len(self.files))])
+            path = next(self.order)
+        return path
+
+    def take(self, count):
+        """`count` tiles (count, 128, 128, 1) uint8, drawn at random from the buffer."""
+        with self.lock:
+            while len(self.buffer) < max(count, SHUFFLE_TILES):
+                while len(self.decoding) < self.pool._max_workers:
+                    seed = self.rng.integers(2**63)
+                    self.decoding.append(self.pool.submit(random_tiles, self.next_file(), np.random.default_rng(seed)))
+                self.buffer.extend(self.decoding.popleft().result())
+            picks = set(self.rng.choice(len(self.buffer), count, replace=False).tolist())
+            taken = [tile for i, tile in enumerate(self.buffer) if i in picks]
+            self.buffer = [tile for i, tile in enumerate(self.buffer) if i not in picks]
+        return np.stack(taken)
+
+    def close(self):
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def training_pair(lr, hr, rng, patch=None, augment=True, degradation="none", h264=None,
+                  shares=(CLEAN_SHARE, H264_SHARE), qualities=JPEG_QUALITIES):
+    """One (LR, HR) training pair from a tile pair: the LR degraded further (`degradation`), a random
+    LR patch of `patch` pixels and the HR patch under it, one of the 8 flips/rotations."""
+    if degradation in ("jpeg", "compressed"):
+        lr = compress(lr, rng, h264, shares, qualities)
+    if patch:
+        top, left = rng.integers(lr.shape[0] - patch + 1), rng.integers(lr.shape[1] - patch + 1)
+        lr = lr[top:top + patch, left:left + patch]
+        hr = hr[SCALE * top:SCALE * (top + patch), SCALE * left:SCALE * (left + patch)]
+    if augment:
+        choice = rng.integers(8)
+        lr, hr = dihedral(lr, choice), dihedral(hr, choice)
+    return lr, hr
+
+
+class TrainingBatches:
+    """Endless training batches (LR, HR), float32 NumPy, from the .npz pairs `x`, `y` (with their
+    `h264` versions) or streamed from image `files`, made ahead on `workers` threads.
+
+    From arrays, batch(step) depends on (seed, step) alone: a run resumed at any step sees exactly
+    the batches the uninterrupted run saw."""
+
+    def __init__(self, batch_size, x=None, y=None, h264=None, files=None, seed=0, workers=None, **recipe):
+        self.batch_size, self.x, self.y, self.h264, self.seed, self.recipe = batch_size, x, y, h264, seed, recipe
+        self.workers = workers or os.cpu_count()
+        self.stream = TileStream(files, seed, self.workers) if files else None
+
+    def batch(self, step):
+        rng = np.random.default_rng([self.seed, step])
+        if self.stream is not None:
+            hr = self.stream.take(self.batch_size).astype(np.float32) / 255
+            lr, h264 = degrade(hr), [None] * len(hr)
+        else:
+            per_pass = len(self.x) // self.batch_size  # each pass over the pairs in its own order
+            order = np.random.default_rng([self.seed, step // per_pass]).permutation(len(self.x))
+            chosen = np.sort(order[step % per_pass * self.batch_size:][:self.batch_size])
+            lr, hr = self.x[chosen], self.y[chosen]
+            h264 = [None] * len(chosen) if self.h264 is None else self.h264[chosen]
+        pairs = [training_pair(*pair, rng, h264=versions, **self.recipe) for *pair, versions in zip(lr, hr, h264)]
+        return tuple(np.ascontiguousarray(np.stack(side), np.float32) for side in zip(*pairs))
+
+    def __call__(self, start=0):
+        """The batches of steps start, start + 1, ..., computed ahead on the worker threads."""
+        with ThreadPoolExecutor(self.workers) as pool:
+            ahead = collections.deque()
+            try:
+                for step in itertools.count(start):
+                    ahead.append(pool.submit(self.batch, step))
+                    if len(ahead) > 2 * self.workers:
+                        yield ahead.popleft().result()
+            finally:
+                for future in ahead:
+                    future.cancel()
+                if self.stream is not None:
+                    self.stream.close()
 
 
 # ---------------------------------------------------------------------------------------------

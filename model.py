@@ -9,6 +9,7 @@ settings (and imports this file). Importing this module registers the custom lay
 `keras.models.load_model("model.h5")` works in safe mode.
 """
 import argparse
+import functools
 import os
 import re
 import sys
@@ -18,12 +19,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-import data_preparation  # first: it sets TensorFlow's log level before TensorFlow loads
-import keras
-import tensorflow as tf
-from data_preparation import LR_SIZE, REPO, SCALE
+import data_preparation
+from data_preparation import LR_SIZE, REPO, SCALE, quiet_stderr
 from skimage.color import rgb2ycbcr, ycbcr2rgb
 from skimage.transform import resize
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's Python-side start-up chatter
+with quiet_stderr():  # and its C++ log, written past Python (scripts' --verbose shows it)
+    import keras
 
 RESULTS = REPO / "results"
 DEFAULT_MODEL = REPO / "model.h5"  # clean input: the field's benchmark protocol
@@ -39,16 +42,19 @@ FLOAT32_LAYERS = ("bicubic", "sr")  # bf16 would cost the fixed skip and the out
 
 
 def bicubic(images, scale=SCALE):
-    """x`scale` bicubic upsampling of (N, H, W, C), as the field's benchmark does it (a tensor)."""
-    return tf.image.resize(images, tf.shape(images)[1:3] * scale, method="bicubic")
+    """x`scale` bicubic upsampling of (N, H, W, C), as the field's benchmark does it (a backend
+    tensor). antialias=True makes PyTorch use the same kernel as TensorFlow and JAX (for enlarging
+    it changes nothing there)."""
+    shape = keras.ops.shape(images)
+    return keras.ops.image.resize(images, (shape[1] * scale, shape[2] * scale), "bicubic", antialias=True)
 
 
 def interpolate(lr, method):
     """x2 upscaling of (N, H, W, C) by a fixed method: scikit-image's resize of the given order
-    (the original repo's baselines) or "bicubic", the field's (MATLAB-like, tf.image.resize)."""
+    (the original repo's baselines) or "bicubic", the field's (MATLAB-like, keras.ops.image.resize)."""
     lr = np.asarray(lr, np.float32)
     if method == "bicubic":
-        return np.clip(bicubic(lr).numpy(), 0, 1)
+        return np.clip(keras.ops.convert_to_numpy(bicubic(lr)), 0, 1)
     shape = (SCALE * lr.shape[1], SCALE * lr.shape[2], lr.shape[-1])
     return np.stack([resize(image, shape, order=SKIMAGE_ORDERS[method]) for image in lr]).astype(np.float32)
 
@@ -66,7 +72,7 @@ class DepthToSpace(keras.layers.Layer):
         self.scale = scale
 
     def call(self, inputs):
-        return tf.nn.depth_to_space(inputs, self.scale)
+        return keras.ops.depth_to_space(inputs, self.scale)
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
@@ -78,8 +84,8 @@ class DepthToSpace(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="sr")
 class Bicubic(keras.layers.Layer):
-    """Fixed bicubic x`scale` upsampling (tf.image.resize, as the benchmark's bicubic): the global
-    skip. Keras' UpSampling2D cannot take inputs of unknown height and width in graph mode."""
+    """Fixed bicubic x`scale` upsampling (bicubic(), as the benchmark's): the global
+    skip. Keras' UpSampling2D has no bicubic."""
 
     def __init__(self, scale=SCALE, **kwargs):
         super().__init__(**kwargs)
@@ -231,13 +237,36 @@ def cpu_computes_bfloat16():
     return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
 
 
+@functools.cache
+def compute_device():
+    """"gpu" or "cpu": where the Keras backend computes by default (its framework imported here)."""
+    backend = keras.backend.backend()
+    with quiet_stderr():  # TensorFlow logs its search for CUDA when it first looks
+        if backend == "jax":
+            import jax
+            return "gpu" if jax.default_backend() == "gpu" else "cpu"
+        if backend == "torch":
+            import torch
+            return "gpu" if torch.cuda.is_available() else "cpu"
+        import tensorflow as tf
+        return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+
+
 def resolve_precision(precision="auto"):
-    """"auto" -> "bfloat16" on a GPU or a CPU with bfloat16 arithmetic, else "float32"."""
+    """"auto" -> "bfloat16" on a GPU, or with TensorFlow on a CPU with bfloat16 arithmetic (JAX and
+    PyTorch run bfloat16 slower than float32 on a CPU), else "float32"."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision != "auto":
         return precision
-    return "bfloat16" if tf.config.list_physical_devices("GPU") or cpu_computes_bfloat16() else "float32"
+    fast = compute_device() == "gpu" or (keras.backend.backend() == "tensorflow" and cpu_computes_bfloat16())
+    return "bfloat16" if fast else "float32"
+
+
+def backend_line(precision=None):
+    """What the scripts print first: the Keras backend, its device, and the precision."""
+    line = f"Keras {keras.__version__}, {keras.backend.backend()} backend, computing on the {compute_device()}"
+    return line + (f" in {resolve_precision(precision)}" if precision else "")
 
 
 _bfloat16_twins = weakref.WeakKeyDictionary()  # model -> (its weights' fingerprint, bfloat16 copy)
@@ -285,7 +314,15 @@ def upscale(model, lr, batch_size=32, self_ensemble=False, tile=None, precision=
 
 
 def predict(network, x, batch_size):
-    return np.concatenate([network.predict_on_batch(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    """The network on `x` in batches; the last batch filled up to the same size, so that JAX,
+    which compiles the network for each input shape, compiles it once per image size."""
+    outputs = []
+    for start in range(0, len(x), batch_size):
+        batch = x[start:start + batch_size]
+        if len(x) > batch_size > len(batch):
+            batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - len(batch), axis=0)])
+        outputs.append(keras.ops.convert_to_numpy(network.predict_on_batch(batch))[:len(x) - start])
+    return np.concatenate(outputs)
 
 
 TILE_MARGIN = 32  # LR pixels of context around each tile: more than the 19 3x3 convolutions see
@@ -340,8 +377,12 @@ def upscale_color(model, images, self_ensemble=False, tile=TILE, precision="auto
 
 def export_onnx(model, path, opset=17):
     """`model` as an ONNX file (input "lr": any batch, height and width, float32 luma in [0, 1]),
-    for ONNX Runtime, OpenVINO and the programs that embed them; tf2onnx is imported only here."""
+    for ONNX Runtime, OpenVINO and the programs that embed them; through tf2onnx, so it needs the
+    TensorFlow backend (both imported only here)."""
+    if keras.backend.backend() != "tensorflow":
+        raise data_preparation.DataError("ONNX export needs the TensorFlow backend: KERAS_BACKEND=tensorflow")
     try:
+        import tensorflow as tf
         import tf2onnx
     except ImportError:
         raise data_preparation.DataError("ONNX export needs tf2onnx: pip install tf2onnx==1.17.0") from None
@@ -356,7 +397,9 @@ def export_main(argv):
     parser.add_argument("--export", choices=["onnx"], required=True, help="the format")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"the model (default: {DEFAULT_MODEL.name})")
     parser.add_argument("--out", type=Path, help="the file written (default: results/<model name>.onnx)")
+    parser.add_argument("--verbose", action="store_true", help="also the backend's own start-up log")
     args = parser.parse_args(argv)
+    print(backend_line())
     out = args.out or RESULTS / f"{args.model.stem}.onnx"
     try:
         export_onnx(load_model(args.model), out)

@@ -27,8 +27,8 @@ from tqdm import tqdm
 from data_preparation import (DEFAULT_DATASET, ORIENTATION_TAG, SCALE, DataError, atomic_output, degrade, in_worker,
                               jpeg, jpeg_luma, list_files, load_dataset, markdown_table, modcrop, read_image,
                               to_luma, warn, write_bytes)
-from model import (PRECISIONS, RESULTS, SEED_MODEL, SKIMAGE_ORDERS, TILE, interpolate, load_model, load_models,
-                   resolve_precision, upscale, upscale_color)
+from model import (PRECISIONS, RESULTS, SEED_MODEL, SKIMAGE_ORDERS, TILE, backend_line, interpolate, load_model,
+                   load_models, upscale, upscale_color)
 
 matplotlib.use("Agg")  # files, not windows, unless --show
 import matplotlib.pyplot as plt  # noqa: E402
@@ -380,9 +380,12 @@ def main(argv=None):
     parser.add_argument("--self-ensemble", action="store_true",
                         help="average the model over the 8 flips/rotations (EDSR+): ~8x slower, a little better")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="auto: bfloat16 where the CPU computes it natively, else float32 (default: auto)")
+                        help="auto: bfloat16 on a GPU, or TensorFlow on a CPU that computes it natively; else "
+                             "float32 (default: auto)")
     parser.add_argument("--show", action="store_true", help="also open the figures in windows")
+    parser.add_argument("--verbose", action="store_true", help="also the backend's own start-up log")
     args = parser.parse_args(argv)
+    print(backend_line(args.precision))
     if args.show:
         plt.switch_backend(matplotlib.rcParamsDefault["backend"])
     try:
@@ -391,7 +394,6 @@ def main(argv=None):
         missing = [folder for folder in args.benchmark or [] if not Path(folder).is_dir()]
         if missing:
             raise DataError(f"{missing[0]}: no such folder")
-        print(f"computing in {resolve_precision(args.precision)} (--precision {args.precision})")
         models = {"override": load_model(args.model)} if args.upscale and args.model else load_models(args.model)
         if args.upscale:
             errors, files = upscale_files(models, args.upscale, args.out, args.self_ensemble, args.precision,

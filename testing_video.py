@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from data_preparation import (EXACT_SCALING, HR_SIZE, SAMPLE_VIDEO, DataError, atomic_output, degrade, hr_patches,
                               modcrop, read_video, to_luma, video_info)
-from model import (COMPRESSED_MODEL, DEFAULT_MODEL, PRECISIONS, RESULTS, interpolate, load_model, resolve_precision,
+from model import (COMPRESSED_MODEL, DEFAULT_MODEL, PRECISIONS, RESULTS, backend_line, interpolate, load_model,
                    upscale, upscale_color)
 from testing import draw_panels, measure
 
@@ -214,15 +214,18 @@ def main(argv=None):
     parser.add_argument("--frame", type=int, default=60, help="experiment: the frame shown in frame.png (default: 60)")
     parser.add_argument("--batch-size", type=int, default=32, help="frames upscaled at once (default: 32)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="auto: bfloat16 where the CPU computes it natively, else float32 (default: auto)")
+                        help="auto: bfloat16 on a GPU, or TensorFlow on a CPU that computes it natively; else "
+                             "float32 (default: auto)")
+    parser.add_argument("--verbose", action="store_true", help="also the backend's own start-up log")
     args = parser.parse_args(argv)
+    print(backend_line(args.precision))
     try:
         if args.crf is not None and not 0 <= args.crf <= 51:
             raise DataError(f"--crf must be in 0-51, got {args.crf}")
         video_info(args.video)  # a one-line error for a file that is not a video, before any writing
         default = DEFAULT_MODEL if args.mode == "experiment" or not COMPRESSED_MODEL.is_file() else COMPRESSED_MODEL
         model = load_model(args.model or default)
-        print(f"{args.model or default}, computing in {resolve_precision(args.precision)}")
+        print(f"model: {args.model or default}")
         if args.mode == "experiment":
             experiment(model, args.video, args.out, args.frame, args.batch_size, args.crf or DEFAULT_CRF, args.precision)
         elif args.mode == "upscale":

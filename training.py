@@ -1,43 +1,43 @@
-"""Training: the loop, its losses and metric, and its one configuration. Continues (or resumes)
-model.h5 by default; `python model.py ARGS` is the first run, `python training.py --new ARGS`.
+"""Training: its one configuration, the losses, the loop and its callbacks, on any Keras backend.
+Continues (or resumes) model.h5 by default; `python model.py ARGS` is the first run, `python
+training.py --new ARGS`.
 
     python training.py                          # continue training model.h5 where it stands
     python training.py --epochs 50 --lr 2e-4 --data data/images.npz more.npz
     python training.py --degradation jpeg --out results/model_compressed.h5   # the compressed-input model
     python training.py --new --images ~/photos --steps-per-epoch 500   # stream tiles from a folder
-    python training.py --strategy mirrored      # all local GPUs
+    KERAS_BACKEND=jax python training.py --strategy mirrored    # all local GPUs
     TF_CONFIG=... python training.py --strategy multiworker   # the same command on every machine
 
-Under multiworker, only the chief (worker 0) writes the model, the curve and the CSV; the others write
-to a temporary folder that is removed at the end. Each worker reads its share of --images.
+The batches come from data_preparation.py's NumPy pipeline (TrainingBatches) on every backend.
+Under multiworker (TensorFlow), only the chief (worker 0) writes the model, the curve and the CSV;
+the others write to a temporary folder that is removed at the end. Each worker reads its share of
+--images.
 
 A run that is killed (even with SIGKILL) resumes from its last backup, optimizer state included,
-when started again with the same command; the model file is only ever replaced whole.
+when started again with the same command, mid-epoch too, on the batches it would have seen; the
+model file is only ever replaced whole.
 """
 import argparse
 import dataclasses
 import json
+import logging
 import shutil
 import sys
 import tempfile
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import absl.logging
 import numpy as np
-from tqdm import tqdm
 
-import keras
 import matplotlib
-import tensorflow as tf
-from data_preparation import (DEFAULT_DATASET, HR_SIZE, MAX_SIDE, MIN_CROP_STD, SCALE, DataError, atomic_output,
-                              degrade, h264_luma, jfif_to_luma, jpeg_luma, list_files, load_dataset, luma_to_jfif,
-                              shrink, stream_problem, to_luma, warn, write_bytes)
-from model import (ARCHITECTURES, BLOCKS, DEFAULT_MODEL, RESULTS, SEED_MODEL, WIDTH, build_model, load_model,
-                   grow, with_precision)
+from data_preparation import (CLEAN_SHARE, DEFAULT_DATASET, H264_SHARE, JPEG_QUALITIES,
+                              VALIDATION_CRFS, VALIDATION_QUALITIES, DataError, TrainingBatches, atomic_output,
+                              compressed_validation, h264_versions, image_files, load_dataset, write_bytes)
+from model import (ARCHITECTURES, BLOCKS, DEFAULT_MODEL, RESULTS, SEED_MODEL, WIDTH, backend_line, build_model,
+                   grow, keras, load_model, predict, with_precision)
 
 matplotlib.use("Agg")  # figures go to files; no window may open during training
 import matplotlib.pyplot as plt  # noqa: E402
@@ -46,17 +46,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 # ---------------------------------------------------------------------------------------------
 # The configuration: one dataclass; its fields are the command-line flags
 
-
 IMAGE_STEPS_PER_EPOCH = 500  # an "epoch" over an endless stream of tiles: how often to validate and save
-TILES_PER_IMAGE = 32  # random 128x128 tiles cut from each decoded image, so decoding is not the bottleneck
-SHUFFLE_TILES = 1024  # the shuffle buffer of streamed tiles: bounded memory (~80 MB) whatever the folder holds
-
-# Compressed-input training: each LR tile JPEG'd whole (so the 8x8 grid falls where a real file's does), or left
-# clean, or ("compressed") encoded by libx264 before training (it is not a tf.data op) at one of H264_CRFS.
-JPEG_QUALITIES, H264_CRFS = (30, 95), (18, 23, 28, 33)
-CLEAN_SHARE, H264_SHARE = 0.2, 0.3  # the defaults of --shares
-VALIDATION_QUALITIES = (None, 30, 40, 50, 60, 75, 90)  # JPEG, cycled over the test split; None = clean
-VALIDATION_CRFS = (23, 28)  # "compressed": H.264 test pairs too
 
 
 def flag(default, help, **argparse_options):
@@ -103,12 +93,15 @@ class Config:
                             f"those of {VALIDATION_QUALITIES[1:]} in it", nargs=2, type=int, metavar=("LOW", "HIGH"))
     precision: str = flag("bfloat16", "bfloat16: compute in mixed bfloat16 (faster on CPUs with AVX512-BF16 and "
                           "on GPUs; weights and the saved model stay float32)", choices=["bfloat16", "float32"])
-    strategy: str = flag("default", "default: this process's device; mirrored: all local GPUs "
-                         "(MirroredStrategy); multiworker: one process per machine, cluster from TF_CONFIG",
+    strategy: str = flag("default", "default: this process's device; mirrored: all local GPUs (JAX: "
+                         "keras.distribution.DataParallel; TensorFlow: MirroredStrategy); multiworker: one "
+                         "process per machine, cluster from TF_CONFIG (TensorFlow)",
                          choices=["default", "mirrored", "multiworker"])
     seed: int = flag(0, "random seed")
     backup_every: int = flag(200, "save the resume state every this many steps, besides each epoch's end",
                              metavar="STEPS")
+    workers: int = flag(0, "threads that make the training batches (0: one per CPU core)")
+    verbose: bool = flag(False, "also the backend's own start-up log", action="store_true")
 
 
 FIRST_RUN = Config(new=True)
@@ -151,164 +144,166 @@ def parse_config(argv=None):
     return Config(**args)
 
 
+
 # ---------------------------------------------------------------------------------------------
-# Losses and the metric
+# Losses and the metric, in keras.ops: the same on every backend
 
 
 @keras.saving.register_keras_serializable(package="sr")
 def charbonnier(y_true, y_pred, epsilon=1e-3):
     """A differentiable L1: sqrt(d^2 + eps^2)."""
-    return tf.reduce_mean(tf.sqrt(tf.square(y_true - y_pred) + epsilon**2))
+    return keras.ops.mean(keras.ops.sqrt(keras.ops.square(y_true - y_pred) + epsilon**2))
 
 
 @keras.saving.register_keras_serializable(package="sr")
 def psnr(y_true, y_pred):
     """PSNR in dB of images in [0, 1], per image (Keras averages over the batch)."""
-    return tf.image.psnr(y_true, tf.clip_by_value(y_pred, 0.0, 1.0), max_val=1.0)
+    y_true = keras.ops.cast(y_true, "float32")
+    y_pred = keras.ops.clip(keras.ops.cast(y_pred, "float32"), 0.0, 1.0)
+    mse = keras.ops.mean(keras.ops.square(y_true - y_pred), axis=(1, 2, 3))
+    return -10.0 * keras.ops.log10(keras.ops.maximum(mse, 1e-10))
 
 
 LOSSES = {"l1": "mean_absolute_error", "mse": "mean_squared_error", "charbonnier": charbonnier}
 
 
+def validate(network, x, y, loss, batch_size=32):
+    """{"val_loss", "val_psnr"} of `network` on the test pairs, the same on every worker (not split)."""
+    sr = predict(network, x, batch_size)
+    value = keras.ops.convert_to_numpy(keras.losses.get(loss)(y, sr))
+    return {"val_loss": float(np.mean(value)), "val_psnr": float(np.mean(keras.ops.convert_to_numpy(psnr(y, sr))))}
+
+
 # ---------------------------------------------------------------------------------------------
-# Input pipeline
+# The loop. Keras' fit cannot start in the middle of an epoch (a resumed run does) nor run under
+# TensorFlow's MultiWorkerMirroredStrategy; this loop calls the same callbacks with the same logs.
 
 
-def dihedral(lr, hr, choice):
-    """One of the 8 flips/rotations, the same for the LR and the HR image."""
-    lr, hr = tf.image.rot90(lr, choice % 4), tf.image.rot90(hr, choice % 4)
-    flip = choice >= 4
-    return (tf.cond(flip, lambda: tf.image.flip_left_right(lr), lambda: lr),
-            tf.cond(flip, lambda: tf.image.flip_left_right(hr), lambda: hr))
+def train(model, step, steps_per_epoch, epochs, validation, callbacks, loss):
+    """Optimizer steps from the model's own step count (0, or where a resumed run was) to
+    epochs x steps_per_epoch; `step()` makes one and returns (loss, PSNR) of its batch. Returns the
+    Keras History of the epochs run here."""
+    history = keras.callbacks.History()
+    callbacks = keras.callbacks.CallbackList([*callbacks, history], model=model)
+    done = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    model.stop_training, logs = False, {}
+    callbacks.on_train_begin()
+    for epoch in range(done // steps_per_epoch, epochs):
+        callbacks.on_epoch_begin(epoch)
+        started, losses, qualities = time.monotonic(), [], []
+        for batch in range(done % steps_per_epoch if epoch == done // steps_per_epoch else 0, steps_per_epoch):
+            callbacks.on_train_batch_begin(batch)
+            value, quality = step()
+            losses.append(float(value))
+            qualities.append(float(quality))
+            callbacks.on_train_batch_end(batch, {"loss": losses[-1], "psnr": qualities[-1]})
+            if model.stop_training:
+                break
+        seconds = time.monotonic() - started
+        logs = {"loss": float(np.mean(losses)), "psnr": float(np.mean(qualities)),
+                **validate(model, *validation, loss)}
+        callbacks.on_epoch_end(epoch, logs)
+        print(f"epoch {epoch + 1}/{epochs}: {len(losses)} steps in {seconds:.0f} s ({len(losses) / seconds:.2f} "
+              "steps/s), " + ", ".join(f"{key} {value:.4g}" for key, value in logs.items()), flush=True)
+        if model.stop_training:
+            break
+    callbacks.on_train_end(logs)
+    return history
 
 
-def compress(lr, random, h264=None, shares=(CLEAN_SHARE, H264_SHARE), qualities=JPEG_QUALITIES):
-    """The training degradation on top of degrade(): a whole LR tile JPEG'd at a random quality in `qualities`
-    (libjpeg through TensorFlow; with the accurate DCT a test finds it equal to jpeg_luma()'s Pillow),
-    left clean, or, given the tile's `h264` versions (uint8, one per H264_CRFS), one of them: by `shares`."""
-    low, high = qualities
-    quality = low + random[1] % (high - low + 1)
-    share = tf.cast(random[0] % 1000, tf.float32) / 1000
-
-    def jpeg_compressed():  # as jpeg_luma(): JFIF's full-range Y, rounded here (adjust_jpeg_quality truncates)
-        y = tf.round(tf.clip_by_value(luma_to_jfif(lr), 0, 1) * 255) / 255
-        return jfif_to_luma(tf.image.adjust_jpeg_quality(y, quality, dct_method="INTEGER_ACCURATE"))
-    if h264 is None:
-        return tf.cond(share < shares[0], lambda: lr, jpeg_compressed)
-    video = lambda: tf.cast(h264[random[1] % len(H264_CRFS)], tf.float32) / 255  # noqa: E731
-    return tf.case([(share < shares[0], lambda: lr), (share < sum(shares), video)],
-                   default=jpeg_compressed)
+def keras_step(model, batches):
+    """One optimizer step by Keras' own train_on_batch (every backend; JAX spreads the batch over
+    the devices of the distribution set), on the next of `batches`."""
+    def step():
+        logs = model.train_on_batch(*next(batches), return_dict=True)
+        return logs["loss"], logs["psnr"]
+    return step
 
 
-def h264_versions(x):
-    """Each LR tile of `x` as libx264 leaves it at each of H264_CRFS: uint8 (N, len(H264_CRFS), h, w, 1)."""
-    return np.stack([np.round(h264_luma(x, crf) * 255).astype(np.uint8) for crf in H264_CRFS], axis=1)
+# ---------------------------------------------------------------------------------------------
+# Devices: one, all local GPUs, or (TensorFlow) a cluster
 
 
-def compressed_validation(x_test, crfs=(), qualities=JPEG_QUALITIES):
-    """The test split's LR as the compressed-input model is validated: the luma of a Pillow JPEG at the
-    VALIDATION_QUALITIES within `qualities` in turn, some left clean, with `crfs` some H.264-encoded at those."""
-    kinds = [kind for kind in VALIDATION_QUALITIES if kind is None or qualities[0] <= kind <= qualities[1]]
-    kinds += [f"crf{crf}" for crf in crfs]
-    chosen = [kinds[i % len(kinds)] for i in range(len(x_test))]
-    lr = np.stack([lr if kind is None or isinstance(kind, str) else jpeg_luma(lr, kind)
-                   for lr, kind in zip(x_test, chosen)])
-    for crf in crfs:
-        encoded = [i for i, kind in enumerate(chosen) if kind == f"crf{crf}"]
-        lr[encoded] = h264_luma(x_test[encoded], crf)
-    return lr
+class Devices:
+    """Where a run computes: `replicas` copies of the model, `chief` when this process writes the
+    results, and (TensorFlow's tf.distribute only) its `strategy`."""
+
+    def __init__(self, name):
+        backend = keras.backend.backend()
+        self.name, self.strategy, self.replicas, self.chief, self.worker = name, None, 1, True, 0
+        if name == "multiworker" and backend != "tensorflow":
+            raise DataError(f"--strategy multiworker needs the TensorFlow backend (this is {backend})")
+        if name == "mirrored" and backend == "jax":
+            devices = keras.distribution.list_devices()
+            keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+            self.replicas = len(devices)
+        elif name == "mirrored" and backend != "tensorflow":
+            raise DataError(f"--strategy mirrored needs the JAX or TensorFlow backend (this is {backend})")
+        elif name != "default":
+            self.strategy = tf_strategy(name)  # first: a cluster is set up before TensorFlow runs anything
+            self.replicas = self.strategy.num_replicas_in_sync
+            self.chief, self.worker = tf_chief(self.strategy)
+
+    def scope(self):
+        return self.strategy.scope() if self.strategy else keras.name_scope("sr")
 
 
-def array_pairs(x, y, h264=None, seed=0):
-    """Endless shuffled (LR, HR) tiles from in-memory arrays (the .npz datasets), with their `h264` versions."""
-    arrays = (x, y) if h264 is None else (x, y, h264)
-    return tf.data.Dataset.from_tensor_slices(arrays).shuffle(len(x), seed=seed).repeat()
+def tf_strategy(name):
+    import tensorflow as tf
+    if name == "mirrored":
+        # All local GPUs; on a machine without one, all logical CPU devices (as the tests use).
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
+    return tf.distribute.MultiWorkerMirroredStrategy()  # the cluster comes from TF_CONFIG
 
 
-def image_files(folders, report=True):
-    """The streamable image files below `folders`; each other file skipped with one warning (when
-    `report`: the chief of a cluster reports them, once)."""
-    files = [path for folder in folders for path in list_files(folder)]
-    with ThreadPoolExecutor() as pool:
-        problems = list(tqdm(pool.map(stream_problem, files), total=len(files), desc="checking images",
-                             unit="file", disable=len(files) < 1000))
-    for path, problem in zip(files, problems):
-        if problem and report:
-            warn(f"skipped {path}: {problem}")
-    usable = [path for path, problem in zip(files, problems) if problem is None]
-    if not usable:
-        raise DataError(f"{', '.join(map(str, folders))}: no images to train on")
-    return usable
+def tf_chief(strategy):
+    """(whether this process writes the results, its worker index): a cluster's chief writes, or
+    its worker 0 when it names no chief."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True, 0
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    chief = resolver.task_type == "chief" or (not has_chief and resolver.task_type == "worker" and resolver.task_id == 0)
+    return chief, resolver.task_id
 
 
-def random_tiles(name, seed):
-    """TILES_PER_IMAGE random HR tiles of one image file's luma (BT.601 Y, as to_luma(); grey as it
-    is; shrunk to MAX_SIDE), in 8-bit levels like the bundled tiles; all in TensorFlow ops, so that
-    decoding runs in parallel."""
-    contents = tf.io.read_file(name)
+def tf_distributed_step(model, loss, strategy, make_batches, batch_size, start):
+    """One step under a tf.distribute strategy: each replica its own batch of the NumPy pipeline, the
+    gradients summed; returns the loss and PSNR averaged over the replicas."""
+    import tensorflow as tf
+    loss, variables = keras.losses.get(loss), model.trainable_variables
 
-    def jpeg_scaled():  # big JPEGs decoded at 1/2, 1/4 or 1/8 in the DCT (what libjpeg offers): 3-10x faster
-        reduction = tf.reduce_max(tf.io.extract_jpeg_shape(contents)[:2]) // MAX_SIDE
-        step = tf.reduce_sum(tf.cast(reduction >= [2, 4, 8], tf.int32))
-        return tf.switch_case(step, [lambda ratio=ratio: tf.io.decode_jpeg(contents, ratio=ratio)
-                                     for ratio in (1, 2, 4, 8)])
+    def dataset(context):  # one NumPy pipeline per worker, its own seed; per-replica batches
+        batches = make_batches(context.get_per_replica_batch_size(batch_size), context.input_pipeline_id,
+                               context.num_input_pipelines)
+        replicas_here = context.num_replicas_in_sync // context.num_input_pipelines
+        generator = lambda: batches(start * replicas_here)  # noqa: E731
+        spec = tf.TensorSpec((None, None, None, 1), tf.float32)
+        return tf.data.Dataset.from_generator(generator, output_signature=(spec, spec))
 
-    image = tf.cond(tf.io.is_jpeg(contents), jpeg_scaled, lambda: tf.io.decode_image(
-        contents, channels=0, dtype=tf.uint8, expand_animations=False))
-    luma = shrink(to_luma(tf.cast(image, tf.float32) / 255))  # as data_preparation makes the bundled tiles
-    luma = tf.round(luma * 255) / 255
-    limits = tf.shape(luma)[:2] - HR_SIZE + 1
-    corners = tf.random.stateless_uniform((TILES_PER_IMAGE, 2), seed, maxval=tf.int32.max, dtype=tf.int32) % limits
-    return tf.stack([luma[corners[i, 0]:corners[i, 0] + HR_SIZE, corners[i, 1]:corners[i, 1] + HR_SIZE]
-                     for i in range(TILES_PER_IMAGE)])
+    def replica_step(lr, hr):
+        with tf.GradientTape() as tape:
+            sr = model(lr, training=True)
+            value = tf.reduce_mean(loss(hr, sr))
+            scaled = value / strategy.num_replicas_in_sync  # the optimizer sums the replicas' gradients
+        model.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        return value, tf.reduce_mean(psnr(hr, sr))
 
+    @tf.function
+    def step(iterator):
+        value, quality = strategy.run(replica_step, args=next(iterator))
+        return strategy.reduce("MEAN", value, axis=None), strategy.reduce("MEAN", quality, axis=None)
 
-def image_pairs(files, seed=0):
-    """Endless (LR, HR) tiles streamed from image files: decoded in parallel, random 128x128 tiles,
-    LR by degrade(), shuffled in a bounded buffer. Memory does not grow with the number of files."""
-    names = tf.data.Dataset.from_tensor_slices([str(path) for path in files])
-    names = names.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()  # a new order each pass
-    draws = tf.data.Dataset.zip(names, tf.data.Dataset.counter())  # new tiles at each visit of a file
-    tiles = draws.map(lambda name, count: random_tiles(name, tf.stack([tf.constant(seed, tf.int64), count])),
-                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-    tiles = tiles.ignore_errors()  # a file broken past its header: skipped (its header was checked)
-    tiles = tiles.unbatch().filter(lambda tile: tf.math.reduce_std(tile) >= MIN_CROP_STD)  # as the bundled tiles
-    tiles = tiles.shuffle(SHUFFLE_TILES, seed=seed)
-
-    def pair(hr):
-        hr = tf.ensure_shape(hr, (HR_SIZE, HR_SIZE, 1))
-        return degrade(hr), hr
-
-    return tiles.map(pair, num_parallel_calls=tf.data.AUTOTUNE)
+    iterator = iter(strategy.distribute_datasets_from_function(dataset))
+    return lambda: step(iterator)
 
 
-def make_pipeline(pairs, batch_size, patch=None, augment=True, seed=0, degradation="none",
-                  shares=(CLEAN_SHARE, H264_SHARE), qualities=JPEG_QUALITIES):
-    """Batches of (LR, HR) from endless `pairs` of tiles (a Dataset, or (x, y) arrays): the LR tile
-    degraded further (`degradation`), random LR patches of `patch` pixels (and the HR patch under
-    them), the 8 flips/rotations, prefetched."""
-    if not isinstance(pairs, tf.data.Dataset):
-        pairs = array_pairs(*pairs, seed=seed)
-    # A second stream for the degradation, so that the clean recipe's random numbers stay as they were.
-    randoms = tf.data.Dataset.zip(tf.data.Dataset.random(seed=seed).batch(3),
-                                  tf.data.Dataset.random(seed=seed + 1).batch(2))
-
-    def transform(pair, randoms):
-        lr, hr = pair[:2]
-        random, extra = (tf.cast(r % 65536, tf.int32) for r in randoms)
-        if degradation in ("jpeg", "compressed"):
-            lr = compress(lr, extra, *pair[2:], shares=shares, qualities=qualities)  # pair[2]: the H.264 tiles
-        if patch is not None:
-            top = random[0] % (tf.shape(lr)[0] - patch + 1)
-            left = random[1] % (tf.shape(lr)[1] - patch + 1)
-            lr = lr[top:top + patch, left:left + patch]
-            hr = hr[SCALE * top:SCALE * (top + patch), SCALE * left:SCALE * (left + patch)]
-        if augment:
-            lr, hr = dihedral(lr, hr, random[2] % 8)
-        return lr, hr
-
-    batches = tf.data.Dataset.zip((pairs, randoms)).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
-    return batches.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+def worker_scratch(out, worker):
+    """Where a non-chief worker writes what the chief writes for real: a temporary folder, the same
+    one again if the worker is restarted (so that it resumes with the chief), removed at the end."""
+    key = zlib.crc32(str(Path(out).resolve()).encode())
+    return Path(tempfile.gettempdir()) / f"sr-worker{worker}-{key:08x}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,7 +312,7 @@ def make_pipeline(pairs, batch_size, patch=None, augment=True, seed=0, degradati
 
 def save_model(model, path):
     """The model, in float32 to run, at `path`, replaced whole."""
-    absl.logging.set_verbosity("error")  # .h5 is the format asked for: no "legacy format" warning each time
+    logging.getLogger("absl").setLevel(logging.ERROR)  # .h5 is the format asked for: no "legacy" warning
     with atomic_output(path) as temporary:
         with_precision(model, "float32").save(temporary, include_optimizer=False)
 
@@ -337,36 +332,36 @@ class BestCheckpoint(keras.callbacks.Callback):
 
 
 class Backup(keras.callbacks.Callback):
-    """Every `every` steps and at each epoch's end: weights + optimizer state + progress, so that
-    a killed run restarts where it was. Each file is replaced whole (temp file, then rename)."""
+    """Every `every` steps and at each epoch's end: weights + optimizer state (its step count
+    included) + the best PSNR so far, so that a killed run restarts where it was. Each file is
+    replaced whole (temp file, then rename)."""
 
     def __init__(self, folder, every, checkpoint, state=None):
         super().__init__()
         self.folder, self.every, self.checkpoint = Path(folder), every, checkpoint
-        self.state = state or {"epoch": 0, "elapsed_s": 0.0}
-        self.started = time.monotonic() - self.state["elapsed_s"]
+        self.started = time.monotonic() - (state or {}).get("elapsed_s", 0.0)
 
     weights_path = property(lambda self: self.folder / "latest.weights.h5")
     state_path = property(lambda self: self.folder / "state.json")
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) % self.every == 0:
-            self.save(self.epoch)
+        if self.step() % self.every == 0:
+            self.save()
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["elapsed_s"] = round(time.monotonic() - self.started, 1)
-        self.save(epoch + 1)
+        self.save()
 
-    def save(self, epoch):
+    def step(self):
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def save(self):
         with atomic_output(self.weights_path) as temporary:
             self.model.save_weights(temporary)
-        self.state = {"epoch": epoch, "elapsed_s": round(time.monotonic() - self.started, 1),
-                      "best": self.checkpoint.best}
-        write_bytes(self.state_path, json.dumps(self.state).encode())
+        state = {"step": self.step(), "elapsed_s": round(time.monotonic() - self.started, 1),
+                 "best": self.checkpoint.best}
+        write_bytes(self.state_path, json.dumps(state).encode())
 
     @staticmethod
     def restore(folder, model):
@@ -376,113 +371,6 @@ class Backup(keras.callbacks.Callback):
             return None
         model.load_weights(folder / "latest.weights.h5")
         return json.loads((folder / "state.json").read_text())
-
-
-class StopAtStep(keras.callbacks.Callback):
-    """Stops when the optimizer has made `steps` updates: a resumed run ends where the
-    uninterrupted one would have, however often it was killed."""
-
-    def __init__(self, steps):
-        super().__init__()
-        self.steps = steps
-
-    def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) >= self.steps:
-            self.model.stop_training = True
-
-
-# ---------------------------------------------------------------------------------------------
-# A training run
-
-
-def make_strategy(name):
-    if name == "mirrored":
-        # All local GPUs; on a machine without one, all logical CPU devices (as the tests use).
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([device.name for device in devices])
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()  # the cluster comes from TF_CONFIG
-    return tf.distribute.get_strategy()
-
-
-def is_chief(strategy):
-    """Whether this process writes the results: always, except a non-chief worker of a cluster."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "chief" or (not has_chief and resolver.task_type == "worker" and resolver.task_id == 0)
-
-
-def worker_scratch(out, strategy):
-    """Where a non-chief worker writes what the chief writes for real: a temporary folder, the same
-    one again if the worker is restarted (so that it resumes with the chief), removed at the end."""
-    key = zlib.crc32(str(Path(out).resolve()).encode())
-    return Path(tempfile.gettempdir()) / f"sr-worker{strategy.cluster_resolver.task_id}-{key:08x}"
-
-
-def make_train_step(model, loss, strategy):
-    """One optimizer step on the next distributed batch; returns the batch's loss and PSNR, averaged
-    over the replicas. Each replica's loss is scaled by 1/replicas because the optimizer sums the
-    replicas' gradients."""
-    loss = keras.losses.get(loss)
-    variables = model.trainable_variables
-
-    def replica_step(lr, hr):
-        with tf.GradientTape() as tape:
-            sr = model(lr, training=True)
-            value = loss(hr, sr)
-            value = tf.reduce_mean(value) if value.shape.rank else value
-            scaled = value / strategy.num_replicas_in_sync
-        model.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-        return value, tf.reduce_mean(psnr(hr, sr))
-
-    @tf.function
-    def step(iterator):
-        value, quality = strategy.run(replica_step, args=next(iterator))
-        return strategy.reduce("MEAN", value, axis=None), strategy.reduce("MEAN", quality, axis=None)
-
-    return step
-
-
-def validate(predict, x, y, loss, batch_size=32):
-    """{"val_loss", "val_psnr"} of `predict` (the model, traced once) on the test split, the same on
-    every worker (it is not split)."""
-    sr = np.concatenate([predict(x[i:i + batch_size]).numpy() for i in range(0, len(x), batch_size)])
-    loss = keras.losses.get(loss)
-    return {"val_loss": float(tf.reduce_mean(loss(y, sr))), "val_psnr": float(np.mean(psnr(y, sr)))}
-
-
-def train(model, strategy, batches, steps_per_epoch, epochs, initial_epoch, validation, callbacks, loss):
-    """The training loop (Keras' fit cannot yet run under MultiWorkerMirroredStrategy): the same
-    callbacks, logs and History as fit, for every strategy. validation: (x, y) test pairs."""
-    predict = tf.function(lambda lr: model(lr, training=False), reduce_retracing=True)
-    history = keras.callbacks.History()
-    callbacks = keras.callbacks.CallbackList([*callbacks, history], model=model)
-    step, iterator = make_train_step(model, loss, strategy), iter(batches)
-    model.stop_training = False
-    callbacks.on_train_begin()
-    for epoch in range(initial_epoch, epochs):
-        callbacks.on_epoch_begin(epoch)
-        started, losses, qualities = time.monotonic(), [], []
-        for batch in range(steps_per_epoch):
-            callbacks.on_train_batch_begin(batch)
-            value, quality = step(iterator)
-            losses.append(float(value))
-            qualities.append(float(quality))
-            callbacks.on_train_batch_end(batch, {"loss": losses[-1], "psnr": qualities[-1]})
-            if model.stop_training:
-                break
-        seconds = time.monotonic() - started
-        logs = {"loss": float(np.mean(losses)), "psnr": float(np.mean(qualities)),
-                **validate(predict, *validation, loss)}
-        callbacks.on_epoch_end(epoch, logs)
-        print(f"epoch {epoch + 1}/{epochs}: {len(losses)} steps in {seconds:.0f} s ({len(losses) / seconds:.2f} "
-              "steps/s), " + ", ".join(f"{key} {value:.4g}" for key, value in logs.items()), flush=True)
-        if model.stop_training:
-            break
-    callbacks.on_train_end(logs if epochs > initial_epoch else {})
-    return history
 
 
 def plot_history(csv_path, png_path):
@@ -501,18 +389,22 @@ def plot_history(csv_path, png_path):
     plt.close(figure)
 
 
-def run(config, build=None):
-    """Train the network that `build()` returns (built inside the strategy's scope; by default a
-    new one of config.arch with --new, else config.model loaded) and keep the best validation PSNR
-    in config.out. Returns the Keras History of this (possibly resumed) run."""
-    if build is None:
-        build = (lambda: build_model(config.arch, **(dict(width=config.width, blocks=config.blocks)
-                                                     if config.arch == "residual" else {}))) \
-            if config.new else (lambda: grow(load_model(config.model), config.width, config.blocks))
-    strategy = make_strategy(config.strategy)  # first: a cluster must be set up before TensorFlow runs anything
-    out = Path(config.out or (DEFAULT_MODEL if config.new else config.model))
-    history = Path(config.history)
-    keras.utils.set_random_seed(config.seed)
+
+# ---------------------------------------------------------------------------------------------
+# A training run, in parts
+
+
+def builder(config):
+    """The function that makes the network to train: a new one of config.arch with --new, else
+    config.model loaded and grown to --width / --blocks."""
+    if config.new:
+        sizes = dict(width=config.width, blocks=config.blocks) if config.arch == "residual" else {}
+        return lambda: build_model(config.arch, **sizes)
+    return lambda: grow(load_model(config.model), config.width, config.blocks)
+
+
+def training_data(config):
+    """(x_train, y_train, their H.264 versions or None, (x_test, y_test) as validated)."""
     x_train, y_train, x_test, y_test = load_dataset(config.data)
     if not config.images and len(x_train) < config.batch_size:
         raise DataError(f"{len(x_train)} training pairs, fewer than one batch of {config.batch_size}")
@@ -520,74 +412,104 @@ def run(config, build=None):
         raise DataError("--degradation compressed needs the .npz pairs (their H.264 versions are encoded "
                         "before training); use --degradation jpeg with --images")
     if config.degradation != "none":
-        x_test = compressed_validation(x_test, VALIDATION_CRFS if config.degradation == "compressed" else (),
-                                       config.qualities)
+        crfs = VALIDATION_CRFS if config.degradation == "compressed" else ()
+        x_test = compressed_validation(x_test, crfs, config.qualities)
     h264 = h264_versions(x_train) if config.degradation == "compressed" else None
+    return x_train, y_train, h264, (x_test, y_test)
+
+
+def compiled(build, config, total_steps):
+    """The network from `build()`, in the configured precision, compiled with Adam and its schedule."""
+    model = build()
+    if config.precision == "bfloat16":
+        model = with_precision(model, "mixed_bfloat16")
+    learning_rate = config.lr
+    if config.schedule == "cosine":
+        warmup = min(500, total_steps // 10)
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            0.0, total_steps - warmup, alpha=0.01, warmup_target=config.lr, warmup_steps=warmup)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=LOSSES[config.loss], metrics=[psnr])
+    model.optimizer.build(model.trainable_variables)  # its slots made now (mirrored), not in the first step
+    return model
+
+
+def batch_maker(config, x_train, y_train, h264, files):
+    """make(batch_size, pipeline, pipelines) -> the TrainingBatches of one input pipeline (one per
+    worker of a cluster): its own seed and share of --images."""
+    recipe = dict(patch=config.patch or None, augment=config.augment, degradation=config.degradation,
+                  shares=config.shares, qualities=config.qualities)
+
+    def make(batch_size, pipeline=0, pipelines=1):
+        share = files and (files[pipeline::pipelines] or files)  # all of them when fewer files than workers
+        return TrainingBatches(batch_size, x_train, y_train, h264, share, seed=config.seed + pipeline,
+                               workers=config.workers or None, **recipe)
+    return make
+
+
+def run(config, build=None):
+    """Train the network that `build()` returns (by default builder(config)) and keep the best
+    validation PSNR in config.out. Returns the Keras History of this (possibly resumed) run, with
+    the number of replicas it trained on as `.replicas`."""
+    devices = Devices(config.strategy)
+    out = Path(config.out or (DEFAULT_MODEL if config.new else config.model))
+    history = Path(config.history)
+    keras.utils.set_random_seed(config.seed)
+    x_train, y_train, h264, validation = training_data(config)
     steps_per_epoch = config.steps_per_epoch or (
         IMAGE_STEPS_PER_EPOCH if config.images else len(x_train) // config.batch_size)
     total_steps = config.epochs * steps_per_epoch
-    chief = is_chief(strategy)
-    files = image_files(config.images, report=chief) if config.images else None
-    scratch = None if chief else worker_scratch(out, strategy)
-    if scratch:  # a non-chief worker computes everything but writes only here
+    files = image_files(config.images, report=devices.chief) if config.images else None
+    if not devices.chief:  # a non-chief worker computes everything but writes only to its scratch folder
+        scratch = worker_scratch(out, devices.worker)
         out, history = scratch / out.name, scratch / "history.csv"
-    with strategy.scope():
-        model = build()
-        if config.precision == "bfloat16":
-            model = with_precision(model, "mixed_bfloat16")
-        learning_rate = config.lr
-        if config.schedule == "cosine":
-            warmup = min(500, total_steps // 10)
-            learning_rate = keras.optimizers.schedules.CosineDecay(
-                0.0, total_steps - warmup, alpha=0.01, warmup_target=config.lr, warmup_steps=warmup)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=LOSSES[config.loss], metrics=[psnr])
-        model.optimizer.build(model.trainable_variables)  # its slots made here, mirrored, not in the first step
-        backup_folder = out.with_name(f".{out.name}.resume")
+    backup_folder = out.with_name(f".{out.name}.resume")
+    with devices.scope():
+        model = compiled(build or builder(config), config, total_steps)
         state = Backup.restore(backup_folder, model)
+    start = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    print(f"training on {devices.replicas} replica{'s' * (devices.replicas > 1)}, {steps_per_epoch} steps an epoch"
+          + (f"; resuming {out} at epoch {start // steps_per_epoch + 1}, step {start}" if state else ""), flush=True)
     if state:
         best = state["best"]
     elif out.is_file():  # continuing: out is replaced only by a model better than the one we start from
-        best = validate(lambda lr: model(lr, training=False), x_test, y_test, LOSSES[config.loss])["val_psnr"]
+        best = validate(model, *validation, LOSSES[config.loss])["val_psnr"]
     else:
         best = -np.inf
     checkpoint = BestCheckpoint(out, best=best)
-    initial_epoch = (state or {}).get("epoch", 0)
-    if state:
-        print(f"resuming {out} at epoch {initial_epoch + 1}, step {int(model.optimizer.iterations.numpy())}")
-    callbacks = [
-        Backup(backup_folder, config.backup_every, checkpoint, state), checkpoint,
-        keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.EarlyStopping("val_psnr", mode="max", patience=config.patience, verbose=1),
-        StopAtStep(total_steps),
-    ]
     history.parent.mkdir(parents=True, exist_ok=True)
-    callbacks.append(keras.callbacks.CSVLogger(history, append=bool(state)))
+    callbacks = [Backup(backup_folder, config.backup_every, checkpoint, state), checkpoint,
+                 keras.callbacks.TerminateOnNaN(),
+                 keras.callbacks.EarlyStopping("val_psnr", mode="max", patience=config.patience, verbose=1),
+                 keras.callbacks.CSVLogger(history, append=bool(state))]
+    make_batches = batch_maker(config, x_train, y_train, h264, files)
+    if devices.strategy:
+        step = tf_distributed_step(model, LOSSES[config.loss], devices.strategy, make_batches, config.batch_size,
+                                   start)
+    else:
+        step = keras_step(model, make_batches(config.batch_size)(start))
+    fit = train(model, step, steps_per_epoch, config.epochs, validation, callbacks, LOSSES[config.loss])
+    fit.replicas = devices.replicas
+    finish(config, model, devices, out, history, backup_folder, checkpoint)
+    return fit
 
-    def pipeline(context):  # one per worker: its own share of the files, or its own random draw of the pairs
-        seed = config.seed + context.input_pipeline_id
-        # its share of the files (all of them when there are fewer files than workers)
-        share = files and (files[context.input_pipeline_id::context.num_input_pipelines] or files)
-        pairs = image_pairs(share, seed) if files else \
-            array_pairs(x_train, y_train, h264, seed)
-        return make_pipeline(pairs, context.get_per_replica_batch_size(config.batch_size), config.patch or None,
-                             config.augment, seed, config.degradation, config.shares, config.qualities)
 
-    fit = train(model, strategy, strategy.distribute_datasets_from_function(pipeline), steps_per_epoch,
-                config.epochs, initial_epoch, (x_test, y_test), callbacks, LOSSES[config.loss])
-    shutil.rmtree(backup_folder, ignore_errors=True)  # the run ended by itself: nothing to resume
-    weights = b"".join(np.asarray(w, np.float32).tobytes() for w in model.get_weights())
-    print(f"final weights crc32 {zlib.crc32(weights):08x}")  # equal on every worker of a cluster
-    if scratch:
-        shutil.rmtree(scratch, ignore_errors=True)
-        return fit
+def finish(config, model, devices, out, history, backup_folder, checkpoint):
+    """After a run that ended by itself: nothing left to resume, a fingerprint of the weights (equal
+    on every worker of a cluster), the curve; a non-chief's scratch folder removed."""
+    shutil.rmtree(backup_folder, ignore_errors=True)
+    weights = b"".join(np.asarray(keras.ops.convert_to_numpy(w), np.float32).tobytes() for w in model.weights)
+    print(f"final weights crc32 {zlib.crc32(weights):08x}")
+    if not devices.chief:
+        shutil.rmtree(out.parent, ignore_errors=True)
+        return
     if history.is_file():
         plot_history(history, history.with_name(history.stem.replace("history", "training_curve") + ".png"))
     print(f"best validation PSNR {checkpoint.best:.2f} dB, saved in {out}")
-    return fit
 
 
 def main(argv=None):
     config = parse_config(argv)
+    print(backend_line(config.precision))
     try:
         if not config.new and not Path(config.model).is_file():  # fail early (loading would start TensorFlow,
             load_model(config.model)  # too early for a cluster): the one-line message load_model gives
