@@ -45,8 +45,11 @@ def bicubic(images, scale=SCALE):
     """x`scale` bicubic upsampling of (N, H, W, C), as the field's benchmark does it (a backend
     tensor). antialias=True makes PyTorch use the same kernel as TensorFlow and JAX (for enlarging
     it changes nothing there)."""
-    shape = keras.ops.shape(images)
-    return keras.ops.image.resize(images, (shape[1] * scale, shape[2] * scale), "bicubic", antialias=True)
+    height, width = images.shape[1:3]
+    if height is None or width is None:  # a TensorFlow graph traced for any size: keras.ops wants numbers
+        import tensorflow as tf
+        return tf.image.resize(images, tf.shape(images)[1:3] * scale, method="bicubic")
+    return keras.ops.image.resize(images, (height * scale, width * scale), "bicubic", antialias=True)
 
 
 def interpolate(lr, method):

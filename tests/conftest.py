@@ -71,3 +71,9 @@ def peak_rss_mb(command):
     result = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     return int(result.stdout) / 1024
+
+
+def mean_psnr(hr, sr):
+    """Mean PSNR (dB) over a batch of images in [0, 1], each image's own MSE."""
+    mse = np.mean((np.asarray(hr, np.float64) - np.clip(sr, 0, 1)) ** 2, axis=(1, 2, 3))
+    return float(np.mean(10 * np.log10(1 / mse)))

@@ -1,4 +1,6 @@
 """model.py and training.py: architectures, saving, learning, resuming, distribution."""
+import collections
+import importlib.util
 import json
 import os
 import re
@@ -12,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, natural_image
+from conftest import REPO, mean_psnr, natural_image
 
 import data_preparation as dp
 import model
@@ -126,24 +128,32 @@ def test_small_model_learns(tiny_dataset, tmp_path):
     # The checkpoint holds the best epoch, and loads in safe mode.
     loaded = model.load_model(tmp_path / "m.h5")
     _, _, x_test, y_test = dp.load_dataset(tiny_dataset)
-    psnr = np.mean(tf.image.psnr(y_test, model.upscale(loaded, x_test, precision="float32"), 1.0))
+    psnr = mean_psnr(y_test, model.upscale(loaded, x_test, precision="float32"))
     assert psnr == pytest.approx(max(fit.history["val_psnr"]), abs=0.05)
 
 
 def test_pipeline_pairs_patches_and_augments_consistently():
     hr = np.stack([dp.to_luma(natural_image(128, 128, s)) for s in range(4)])
     lr = dp.degrade(hr)
-    batch_lr, batch_hr = next(iter(training.make_pipeline((lr, hr), batch_size=4, patch=16, seed=3)))
+    batches = dp.TrainingBatches(4, lr, hr, patch=16, seed=3)
+    batch_lr, batch_hr = batches.batch(0)
     assert batch_lr.shape == (4, 16, 16, 1) and batch_hr.shape == (4, 32, 32, 1)
+    assert batch_lr.dtype == batch_hr.dtype == np.float32
     # Whatever crop and flip/rotation was drawn, the HR patch still degrades to the LR patch.
-    np.testing.assert_allclose(dp.degrade(batch_hr.numpy()), batch_lr.numpy(), atol=0.03)
+    np.testing.assert_allclose(dp.degrade(batch_hr), batch_lr, atol=0.03)
+    # A batch is a function of (seed, step): the threads that make them ahead give the same ones.
+    ahead = batches(start=5)
+    for step in range(5, 8):
+        np.testing.assert_array_equal(next(ahead)[0], batches.batch(step)[0])
+    ahead.close()
+    assert not np.array_equal(batches.batch(1)[0], batch_lr)
 
 
-def test_mirrored_strategy_over_two_cpus(tiny_dataset, tmp_path):
-    strategy = training.make_strategy("mirrored")
-    assert strategy.num_replicas_in_sync == 2
+def test_mirrored_strategy_over_two_cpus(tiny_dataset, tmp_path, capsys):
     fit = tiny_run(tiny_dataset, tmp_path / "m.h5", epochs=2, strategy="mirrored")
+    assert fit.replicas == 2 and "training on 2 replicas" in capsys.readouterr().out  # read from the run
     assert np.isfinite(fit.history["loss"]).all() and (tmp_path / "m.h5").is_file()
+    assert tiny_run(tiny_dataset, tmp_path / "one.h5", epochs=1).replicas == 1
 
 
 def free_ports(count):
@@ -208,7 +218,8 @@ def test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume(tiny_d
 STREAM_RSS = """
 import resource, sys
 import training
-batches = iter(training.make_pipeline(training.image_pairs(training.image_files([sys.argv[1]])), 16, 48))
+import data_preparation as dp
+batches = dp.TrainingBatches(16, files=dp.image_files([sys.argv[1]]), patch=48)(0)
 for _ in range(150):
     next(batches)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
@@ -249,38 +260,50 @@ import os, signal, sys
 sys.path.insert(0, sys.argv[1])
 import training
 
-class KilledAtStep(training.StopAtStep):  # SIGKILL at a known step: no chance to clean up
+class KilledAtStep(training.Backup):  # SIGKILL at a known step, after its backup: no chance to clean up
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) == int(os.environ.get("KILL_AT_STEP", 20)):
-            os.kill(os.getpid(), signal.SIGKILL)
         super().on_train_batch_end(batch, logs)
+        if self.step() == int(os.environ.get("KILL_AT_STEP", 20)):
+            os.kill(os.getpid(), signal.SIGKILL)
 
-training.StopAtStep = KilledAtStep
+training.Backup = KilledAtStep
 training.main(sys.argv[2:])
 """
 
 
-def test_resume_after_sigkill(tiny_dataset, tmp_path):
-    """Killed with SIGKILL at step 20 and started again with the same command, training goes on
-    from its last backup (weights, optimizer and step 18) and ends at the planned step."""
-    out = tmp_path / "m.h5"
+BACKENDS = ["tensorflow", "jax"] + (["torch"] if importlib.util.find_spec("torch") else [])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_resume_after_sigkill_ends_as_an_uninterrupted_run(backend, tiny_dataset, tmp_path):
+    """Killed with SIGKILL at step 21 (mid-epoch: 6 steps an epoch) and started again with the same
+    command, training goes on from its last backup (weights, optimizer, step 20) on the batches it
+    would have seen, and ends with the model an uninterrupted run makes."""
     args = ["--new", "--width", "8", "--blocks", "1", "--epochs", "6", "--batch-size", "8", "--patch", "24",
-            "--data", str(tiny_dataset), "--out", str(out), "--history", str(tmp_path / "h.csv"),
-            "--backup-every", "3", "--precision", "float32"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    first = subprocess.run([sys.executable, "-c", KILLED_CHILD, str(REPO), *args], capture_output=True, text=True,
-                           env=env, timeout=300)
+            "--data", str(tiny_dataset), "--backup-every", "4", "--precision", "float32"]
+    out = tmp_path / "m.h5"
+    env = {**os.environ, "KERAS_BACKEND": backend, "KILL_AT_STEP": "21"}
+    first = subprocess.run([sys.executable, "-c", KILLED_CHILD, str(REPO), *args, "--out", str(out)],
+                           capture_output=True, text=True, env=env, timeout=300)
     assert first.returncode == -signal.SIGKILL, first.stdout + first.stderr
     state_file = tmp_path / ".m.h5.resume" / "state.json"
-    assert json.loads(state_file.read_text())["epoch"] == 3  # 6 steps an epoch: the backup of step 18
+    assert json.loads(state_file.read_text())["step"] == 20
     assert model.load_model(out)  # the best model on disk is whole, whenever the kill came
-    second = subprocess.run([sys.executable, str(REPO / "model.py"), *args[1:]], capture_output=True, text=True,
-                            env=env, timeout=300)
+    second = subprocess.run([sys.executable, str(REPO / "model.py"), *args[1:], "--out", str(out)],
+                            capture_output=True, text=True, env=env, timeout=300)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert f"resuming {out} at epoch 4, step 18" in second.stdout
-    epochs = [int(line.split(",")[0]) for line in (tmp_path / "h.csv").read_text().splitlines()[1:]]
+    assert f"resuming {out} at epoch 4, step 20" in second.stdout
+    assert second.stdout.startswith(f"Keras {keras.__version__}, {backend} backend, computing on the cpu")
+    epochs = [int(line.split(",")[0]) for line in (tmp_path / "history_m.csv").read_text().splitlines()[1:]]
     assert epochs == list(range(6))  # the log goes on where it stopped, not from scratch
     assert not state_file.parent.exists()
+    whole = subprocess.run([sys.executable, str(REPO / "model.py"), *args[1:], "--out", str(tmp_path / "w.h5")],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    lr = dp.to_luma(natural_image(40, 40))[None]
+    resumed, uninterrupted = (model.upscale(model.load_model(path), lr, precision="float32") for path in
+                              (out, tmp_path / "w.h5"))
+    np.testing.assert_allclose(resumed, uninterrupted, atol=2e-4)
 
 
 @pytest.mark.parametrize("path", [model.DEFAULT_MODEL, model.COMPRESSED_MODEL], ids=lambda path: path.name)
@@ -310,23 +333,33 @@ def test_tiled_upscale_equals_untiled():
 def test_self_ensemble_is_the_mean_over_flips():
     net = model.build_model(**TINY)
     lr = dp.to_luma(natural_image(20, 28))[None]
-    ensemble = model.upscale(net, lr, self_ensemble=True)
+    ensemble = model.upscale(net, lr, self_ensemble=True, precision="float32")
     assert ensemble.shape == (1, 40, 56, 1)
-    assert not np.allclose(ensemble, model.upscale(net, lr))  # the 8 views really differ
-    np.testing.assert_allclose(model.upscale(net, lr[:, ::-1], self_ensemble=True)[:, ::-1], ensemble, atol=1e-5)
+    views = []  # by hand: each flip/rotation through the network, turned back
+    for turns in range(4):
+        for mirror in (False, True):
+            x = np.rot90(lr, turns, axes=(1, 2))
+            x = x[:, :, ::-1] if mirror else x
+            y = net.predict_on_batch(np.ascontiguousarray(x))
+            views.append(np.rot90(y[:, :, ::-1] if mirror else y, -turns, axes=(1, 2)))
+    np.testing.assert_allclose(ensemble, np.clip(np.mean(views, axis=0), 0, 1), atol=1e-6)
+    assert not np.allclose(ensemble, model.upscale(net, lr, precision="float32"), atol=1e-4)  # views differ
 
 
 def test_bfloat16_upscale_loses_at_most_002_db():
-    """upscale() computes in bfloat16 where the CPU has it: on the bundled test split that costs
-    <= 0.02 dB against float32 (the fixed bicubic skip and the output stay float32)."""
+    """upscale() in bfloat16 really computes in bfloat16 (the fixed bicubic skip and the output stay
+    float32), and on the bundled test split that costs <= 0.02 dB against float32."""
     net = model.load_model(REPO / "model.h5")
     _, _, x_test, y_test = (array[::2] for array in dp.load_dataset())  # every other test pair: 154
-    psnr = {precision: np.mean(tf.image.psnr(y_test, model.upscale(net, x_test, precision=precision), 1.0))
-            for precision in ("float32", "bfloat16")}
+    outputs = {precision: model.upscale(net, x_test, precision=precision) for precision in ("float32", "bfloat16")}
+    psnr = {precision: mean_psnr(y_test, sr) for precision, sr in outputs.items()}
     assert abs(psnr["bfloat16"] - psnr["float32"]) <= 0.02, psnr
-    assert model.compute_in(net, "bfloat16") is model.compute_in(net, "bfloat16")  # one copy, made once
+    assert not np.array_equal(outputs["bfloat16"], outputs["float32"])  # it did run in another precision
+    twin = model.compute_in(net, "bfloat16")
+    assert twin is model.compute_in(net, "bfloat16")  # one copy, made once
+    assert twin.get_layer("head").compute_dtype == "bfloat16" and twin.get_layer("sr").compute_dtype == "float32"
+    assert model.compute_in(net, "float32") is net
     assert model.resolve_precision("auto") == ("bfloat16" if model.cpu_computes_bfloat16() else "float32")
-
 
 
 def test_training_on_compressed_pairs_helps_on_compressed_input():
@@ -341,28 +374,40 @@ def test_training_on_compressed_pairs_helps_on_compressed_input():
         keras.utils.set_random_seed(0)
         net = model.build_residual(16, 2)
         net.compile(optimizer=keras.optimizers.Adam(5e-3), loss="mean_absolute_error")
-        net.fit(training.make_pipeline((x_train, y_train), 8, 24, seed=0, degradation=degradation),
-                steps_per_epoch=600, epochs=1, verbose=0)
-        sr = model.upscale(net, compressed_input, precision="float32")
-        psnr[degradation] = float(np.mean(tf.image.psnr(y_test, sr, 1.0)))
+        batches = dp.TrainingBatches(8, x_train, y_train, seed=0, patch=24, degradation=degradation)(0)
+        net.fit(batches, steps_per_epoch=600, epochs=1, verbose=0)
+        batches.close()
+        psnr[degradation] = mean_psnr(y_test, model.upscale(net, compressed_input, precision="float32"))
     assert psnr["jpeg"] > psnr["none"] + 0.2, psnr
 
 
-def test_training_jpeg_is_the_benchmarks_pillow_jpeg():
-    """compress() (TensorFlow's libjpeg, in the tf.data pipeline) gives jpeg_luma()'s Pillow JPEG."""
+def test_compress_draws_clean_h264_and_pillow_jpeg_by_the_shares():
+    """compress() over many draws: clean, H.264 and JPEG tiles in the --shares, JPEG qualities over
+    the whole --qualities range, each JPEG tile Pillow's JPEG of the luma at its quality."""
     _, _, x_test, _ = dp.load_dataset()
-    for quality in (30, 75, 95):
-        for lr in x_test[:30:10]:
-            # random[0] = 999 is never in the clean share; random[1] picks quality JPEG_QUALITIES[0] + offset
-            ours = training.compress(tf.constant(lr), tf.constant([999, quality - training.JPEG_QUALITIES[0]]))
-            np.testing.assert_allclose(ours.numpy(), dp.jpeg_luma(lr, quality), atol=1e-6)
-            # --qualities Q Q: every draw is quality Q
-            only = training.compress(tf.constant(lr), tf.constant([999, 12345]), qualities=(quality, quality))
-            np.testing.assert_allclose(only.numpy(), dp.jpeg_luma(lr, quality), atol=1e-6)
+    lr = x_test[3]
+    versions = np.stack([np.full_like(lr, k / 255) for k in range(len(dp.H264_CRFS))]).astype(np.uint8)
+    versions = np.round(versions * 255 + np.arange(4)[:, None, None, None]).astype(np.uint8)  # told apart
+    jpegs = {quality: dp.jpeg_luma(lr, quality) for quality in range(30, 96)}
+    rng, kinds = np.random.default_rng(0), collections.Counter()
+    for _ in range(2000):
+        out = dp.compress(lr, rng, versions)
+        if np.array_equal(out, lr):
+            kinds["clean"] += 1
+        elif any(np.array_equal(out, v / np.float32(255)) for v in versions):
+            kinds["h264"] += 1
+        else:
+            kinds[next(q for q, jpeg in jpegs.items() if np.array_equal(out, jpeg))] += 1
+    assert abs(kinds.pop("clean") / 2000 - dp.CLEAN_SHARE) < 0.03
+    assert abs(kinds.pop("h264") / 2000 - dp.H264_SHARE) < 0.03
+    assert min(kinds) <= 32 and max(kinds) >= 93 and sum(kinds.values()) > 900  # JPEG, every quality drawn
+    # --qualities Q Q: every JPEG at Q; without H.264 versions their share is JPEG too
+    only = [dp.compress(lr, rng, shares=(0, 0.5), qualities=(75, 75)) for _ in range(20)]
+    assert all(np.array_equal(out, jpegs[75]) for out in only)
 
 
 def test_qualities_flag_sets_the_training_and_validation_range(capsys):
-    assert training.parse_config([]).qualities == training.JPEG_QUALITIES
+    assert training.parse_config([]).qualities == dp.JPEG_QUALITIES
     assert training.parse_config(["--qualities", "50", "95"]).qualities == (50, 95)
     for bad in (["90", "50"], ["0", "95"], ["50", "101"]):
         with pytest.raises(SystemExit) as exit_info:
@@ -370,9 +415,9 @@ def test_qualities_flag_sets_the_training_and_validation_range(capsys):
         assert exit_info.value.code == 2
         assert f"error: --qualities: LOW <= HIGH, both in 1-100, got ({bad[0]}, {bad[1]})" in capsys.readouterr().err
     _, _, x_test, _ = dp.load_dataset()
-    tiles = x_test[:len(training.VALIDATION_QUALITIES)]
+    tiles = x_test[:len(dp.VALIDATION_QUALITIES)]
     kinds = [None, 50, 60, 75, 90]  # of VALIDATION_QUALITIES, those in 50-95, in turn
-    validation = training.compressed_validation(tiles, qualities=(50, 95))
+    validation = dp.compressed_validation(tiles, qualities=(50, 95))
     for tile, lr, kind in zip(tiles, validation, kinds * 2):
         np.testing.assert_array_equal(lr, tile if kind is None else dp.jpeg_luma(tile, kind))
 
@@ -382,24 +427,15 @@ def test_compressed_degradation_mixes_clean_jpeg_and_h264_tiles(tmp_path):
     every H.264 version is a real encoding (CRF 0 would be exact: see the round-trip test)."""
     _, _, x_test, _ = dp.load_dataset()
     tiles = x_test[:8]
-    versions = training.h264_versions(tiles)
-    assert versions.shape == (8, len(training.H264_CRFS), 64, 64, 1) and versions.dtype == np.uint8
-    errors = [np.sqrt(np.mean((versions[:, k] / 255 - tiles) ** 2)) for k in range(len(training.H264_CRFS))]
+    versions = dp.h264_versions(tiles)
+    assert versions.shape == (8, len(dp.H264_CRFS), 64, 64, 1) and versions.dtype == np.uint8
+    errors = [np.sqrt(np.mean((versions[:, k] / 255 - tiles) ** 2)) for k in range(len(dp.H264_CRFS))]
     assert 0 < errors[0] < errors[-1]  # higher CRF, more loss
-    lr = tf.constant(tiles[3])
-    clean = training.compress(lr, tf.constant([0, 7]), tf.constant(versions[3]))
-    video = training.compress(lr, tf.constant([int(1000 * training.CLEAN_SHARE), 2]), tf.constant(versions[3]))
-    photo = training.compress(lr, tf.constant([999, 75 - training.JPEG_QUALITIES[0]]), tf.constant(versions[3]))
-    np.testing.assert_array_equal(clean.numpy(), tiles[3])
-    np.testing.assert_array_equal(video.numpy(), versions[3, 2] / np.float32(255))
-    np.testing.assert_allclose(photo.numpy(), dp.jpeg_luma(tiles[3], 75), atol=1e-6)
-    # --shares 0.1 0.1: a draw of 0.25, H.264 by default (0.2-0.5), is JPEG there (>= 0.2)
-    second = 75 - training.JPEG_QUALITIES[0]  # the quality, or the CRF's index modulo their number
-    draw = tf.constant([250, second])
-    np.testing.assert_array_equal(training.compress(lr, draw, tf.constant(versions[3])).numpy(),
-                                  versions[3, second % len(training.H264_CRFS)] / np.float32(255))
-    np.testing.assert_allclose(training.compress(lr, draw, tf.constant(versions[3]), shares=(0.1, 0.1)).numpy(),
-                               dp.jpeg_luma(tiles[3], 75), atol=1e-6)
+    # --shares 0.1 0.1: 10 % clean, 10 % H.264
+    rng = np.random.default_rng(1)
+    draws = [dp.compress(tiles[3], rng, versions[3], shares=(0.1, 0.1)) for _ in range(500)]
+    video = sum(any(np.array_equal(out, v / np.float32(255)) for v in versions[3]) for out in draws)
+    assert 25 <= video <= 75
     assert training.parse_config(["--shares", "0.1", "0.1"]).shares == (0.1, 0.1)
     with pytest.raises(SystemExit) as exit_info:
         training.parse_config(["--shares", "0.6", "0.5"])
