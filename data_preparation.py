@@ -9,6 +9,7 @@ Conventions used by every script of the repo: images are float32 in [0, 1] with 
 go on top of it); datasets are `.npz` files with keys x_train, y_train (LR, HR) and x_test,
 y_test, stored as uint8; every file is written whole or not at all (`atomic_output()`).
 """
+
 import argparse
 import collections
 import contextlib
@@ -117,8 +118,9 @@ def write_bytes(path, data):
 
 
 def markdown_table(columns, rows):
-    return ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)] + \
-        ["| " + " | ".join(str(cell).replace("|", "/") for cell in row) + " |" for row in rows]
+    return ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)] + [
+        "| " + " | ".join(str(cell).replace("|", "/") for cell in row) + " |" for row in rows
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,8 +131,15 @@ def resize_bicubic(image, height, width):
     """(H, W, C) float32 -> (height, width, C) by Pillow's bicubic (a = -0.5), whose kernel widens
     by the factor when it shrinks: MATLAB imresize's antialiasing. Values are not clipped."""
     image = np.asarray(image, np.float32)
-    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c])).resize(
-        (width, height), Image.Resampling.BICUBIC)) for c in range(image.shape[-1])], -1)
+    return np.stack(
+        [
+            np.asarray(
+                Image.fromarray(np.ascontiguousarray(image[..., c])).resize((width, height), Image.Resampling.BICUBIC)
+            )
+            for c in range(image.shape[-1])
+        ],
+        -1,
+    )
 
 
 def degrade(hr):
@@ -187,15 +196,22 @@ def h264_luma(frames, crf):
     grey_chroma = np.full((count, height * width // 2), 128, np.uint8)  # yuv420p: Cb and Cr at half size
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"crf{crf}.mp4"
-        writer = imageio_ffmpeg.write_frames(str(path), (width, height), pix_fmt_in="yuv420p", fps=25, quality=None,
-                                             macro_block_size=1, ffmpeg_log_level="error",
-                                             output_params=["-crf", str(crf)])
+        writer = imageio_ffmpeg.write_frames(
+            str(path),
+            (width, height),
+            pix_fmt_in="yuv420p",
+            fps=25,
+            quality=None,
+            macro_block_size=1,
+            ffmpeg_log_level="error",
+            output_params=["-crf", str(crf)],
+        )
         writer.send(None)
         for frame in np.concatenate([luma, grey_chroma], axis=1):
             writer.send(frame.tobytes())
         writer.close()
         decoded, _ = open_video(path, pix_fmt="yuv420p", bits_per_pixel=12)
-        planes = [np.frombuffer(raw, np.uint8)[:height * width] for raw in decoded]
+        planes = [np.frombuffer(raw, np.uint8)[: height * width] for raw in decoded]
     if len(planes) != count:
         raise RuntimeError(f"libx264 round trip gave {len(planes)} frames for {count}")
     return (np.stack(planes).reshape(count, height, width, 1) / 255).astype(np.float32)
@@ -267,9 +283,16 @@ CONVERTED_MODES = ("CMYK", "YCbCr", "LAB", "HSV")  # Pillow converts these; imag
 
 def upright(image, orientation):
     """(H, W, C) turned as EXIF orientation 1-8 says (the transposes of ImageOps.exif_transpose)."""
-    turns = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-             5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, -1)[::-1],
-             8: lambda a: np.rot90(a)}
+    turns = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: np.rot90(a, -1)[::-1],
+        8: lambda a: np.rot90(a),
+    }
     return np.ascontiguousarray(turns.get(orientation, turns[1])(image))
 
 
@@ -326,8 +349,12 @@ def video_info(path):
     and sar, the sample aspect ratio ("1:1" for square pixels)."""
     frames, meta = open_video(path)
     frames.close()
-    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
-                           capture_output=True, text=True, errors="replace").stderr
+    probe = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+        capture_output=True,
+        text=True,
+        errors="replace",
+    ).stderr
     sar = re.search(r"Video:.*?SAR (\d+:\d+)", probe)
     return {**meta, "sar": sar.group(1) if sar else "1:1"}
 
@@ -377,12 +404,15 @@ def patches_per_file(files, mode="crops", progress=True, spill=None):
     if mode not in ("crops", "resize"):
         raise ValueError(f"mode must be 'crops' or 'resize', not {mode!r}")
     kept, spilled, count = {}, spill and open(Path(spill) / "patches.u8", "wb"), 0
-    with ThreadPoolExecutor(os.cpu_count()) as pool, tqdm(total=len(files), desc="images", unit="file",
-                                                          disable=not progress) as bar:
+    with (
+        ThreadPoolExecutor(os.cpu_count()) as pool,
+        tqdm(total=len(files), desc="images", unit="file", disable=not progress) as bar,
+    ):
         for start in range(0, len(files), 64):  # a few files in flight at a time: bounded memory
-            chunk = files[start:start + 64]
+            chunk = files[start : start + 64]
             for path, ((patches, problem), _, warnings) in zip(
-                    chunk, pool.map(lambda path: in_worker(usable_patches, path, mode), chunk)):
+                chunk, pool.map(lambda path: in_worker(usable_patches, path, mode), chunk)
+            ):
                 bar.update()
                 for message in warnings:
                     warn(message)
@@ -397,7 +427,7 @@ def patches_per_file(files, mode="crops", progress=True, spill=None):
         return kept
     spilled.close()
     tiles = np.memmap(spilled.name, np.uint8, "r", shape=(count, HR_SIZE, HR_SIZE, 1)) if count else None
-    return {path: tiles[first:first + n] for path, (first, n) in kept.items()}
+    return {path: tiles[first : first + n] for path, (first, n) in kept.items()}
 
 
 def uint8_array(spill, name, shape):
@@ -426,7 +456,7 @@ def split_by_source(patches, test_fraction, seed=SEED, spill=None):
         stacked = uint8_array(spill, name, (sum(len(patches[p]) for p in chosen), HR_SIZE, HR_SIZE, 1))
         position = 0
         for path in sorted(chosen, key=str):
-            stacked[position:position + len(patches[path])] = patches[path]
+            stacked[position : position + len(patches[path])] = patches[path]
             position += len(patches[path])
         return stacked
 
@@ -476,8 +506,9 @@ def compressed_validation(x_test, crfs=(), qualities=JPEG_QUALITIES):
     kinds = [kind for kind in VALIDATION_QUALITIES if kind is None or qualities[0] <= kind <= qualities[1]]
     kinds += [f"crf{crf}" for crf in crfs]
     chosen = [kinds[i % len(kinds)] for i in range(len(x_test))]
-    lr = np.stack([lr if kind is None or isinstance(kind, str) else jpeg_luma(lr, kind)
-                   for lr, kind in zip(x_test, chosen)])
+    lr = np.stack(
+        [lr if kind is None or isinstance(kind, str) else jpeg_luma(lr, kind) for lr, kind in zip(x_test, chosen)]
+    )
     for crf in crfs:
         encoded = [i for i, kind in enumerate(chosen) if kind == f"crf{crf}"]
         lr[encoded] = h264_luma(x_test[encoded], crf)
@@ -489,8 +520,15 @@ def image_files(folders, report=True):
     `report`: the chief of a cluster reports them, once)."""
     files = [path for folder in folders for path in list_files(folder)]
     with ThreadPoolExecutor() as pool:
-        problems = list(tqdm(pool.map(stream_problem, files), total=len(files), desc="checking images",
-                             unit="file", disable=len(files) < 1000))
+        problems = list(
+            tqdm(
+                pool.map(stream_problem, files),
+                total=len(files),
+                desc="checking images",
+                unit="file",
+                disable=len(files) < 1000,
+            )
+        )
     for path, problem in zip(files, problems):
         if problem and report:
             warn(f"skipped {path}: {problem}")
@@ -509,7 +547,7 @@ def random_tiles(path, rng):
         return np.empty((0, HR_SIZE, HR_SIZE, 1), np.uint8)
     tops = rng.integers(luma.shape[0] - HR_SIZE + 1, size=TILES_PER_IMAGE)
     lefts = rng.integers(luma.shape[1] - HR_SIZE + 1, size=TILES_PER_IMAGE)
-    tiles = np.stack([luma[top:top + HR_SIZE, left:left + HR_SIZE] for top, left in zip(tops, lefts)])
+    tiles = np.stack([luma[top : top + HR_SIZE, left : left + HR_SIZE] for top, left in zip(tops, lefts)])
     return tiles[tiles.std(axis=(1, 2, 3)) >= MIN_CROP_STD * 255]
 
 
@@ -547,16 +585,25 @@ class TileStream:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def training_pair(lr, hr, rng, patch=None, augment=True, degradation="none", h264=None,
-                  shares=(CLEAN_SHARE, H264_SHARE), qualities=JPEG_QUALITIES):
+def training_pair(
+    lr,
+    hr,
+    rng,
+    patch=None,
+    augment=True,
+    degradation="none",
+    h264=None,
+    shares=(CLEAN_SHARE, H264_SHARE),
+    qualities=JPEG_QUALITIES,
+):
     """One (LR, HR) training pair from a tile pair: the LR degraded further (`degradation`), a random
     LR patch of `patch` pixels and the HR patch under it, one of the 8 flips/rotations."""
     if degradation in ("jpeg", "compressed"):
         lr = compress(lr, rng, h264, shares, qualities)
     if patch:
         top, left = rng.integers(lr.shape[0] - patch + 1), rng.integers(lr.shape[1] - patch + 1)
-        lr = lr[top:top + patch, left:left + patch]
-        hr = hr[SCALE * top:SCALE * (top + patch), SCALE * left:SCALE * (left + patch)]
+        lr = lr[top : top + patch, left : left + patch]
+        hr = hr[SCALE * top : SCALE * (top + patch), SCALE * left : SCALE * (left + patch)]
     if augment:
         choice = rng.integers(8)
         lr, hr = dihedral(lr, choice), dihedral(hr, choice)
@@ -583,7 +630,7 @@ class TrainingBatches:
         else:
             per_pass = len(self.x) // self.batch_size  # each pass over the pairs in its own order
             order = np.random.default_rng([self.seed, step // per_pass]).permutation(len(self.x))
-            chosen = np.sort(order[step % per_pass * self.batch_size:][:self.batch_size])
+            chosen = np.sort(order[step % per_pass * self.batch_size :][: self.batch_size])
             lr, hr = self.x[chosen], self.y[chosen]
             h264 = [None] * len(chosen) if self.h264 is None else self.h264[chosen]
         pairs = [training_pair(*pair, rng, h264=versions, **self.recipe) for *pair, versions in zip(lr, hr, h264)]
@@ -665,19 +712,21 @@ def degrade_uint8(hr, spill=None, name="x.npy"):
     `spill` when given)."""
     lr = uint8_array(spill, name, (len(hr), hr.shape[1] // SCALE, hr.shape[2] // SCALE, hr.shape[3]))
     for start in range(0, len(hr), 256):
-        lr[start:start + 256] = to_uint8(degrade(hr[start:start + 256].astype(np.float32) / 255))
+        lr[start : start + 256] = to_uint8(degrade(hr[start : start + 256].astype(np.float32) / 255))
     return lr
 
 
 def video_dataset(path, test_fraction, progress=True):
     """Each frame resized to 128x128 grey (the original repo's experiment); the last frames test."""
-    hr = [hr_patches(to_luma(frame), "resize")[0]
-          for frame in tqdm(read_video(path), desc="frames", unit="frame", disable=not progress)]
+    hr = [
+        hr_patches(to_luma(frame), "resize")[0]
+        for frame in tqdm(read_video(path), desc="frames", unit="frame", disable=not progress)
+    ]
     if not hr:
         raise DataError(f"{path}: the video has no frames")
     hr = to_uint8(np.stack(hr))
     n_test = int(round(len(hr) * test_fraction))
-    y_train, y_test = hr[: len(hr) - n_test], hr[len(hr) - n_test:]
+    y_train, y_test = hr[: len(hr) - n_test], hr[len(hr) - n_test :]
     return degrade_uint8(y_train), y_train, degrade_uint8(y_test), y_test
 
 
@@ -686,12 +735,21 @@ def main(argv=None):
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--images", metavar="DIR", help="ingest every image below DIR (recursively)")
     source.add_argument("--video", metavar="FILE", help="ingest every frame of a video")
-    parser.add_argument("--mode", choices=["crops", "resize"], default="crops",
-                        help="crops: 128x128 crops of large photos, flat ones skipped; resize: each whole "
-                             "image resized to 128x128, the original repo's way for faces (default: crops)")
-    parser.add_argument("--test-fraction", type=float, default=0.1, metavar="F",
-                        help="share of pairs held out for testing, by whole source image "
-                             "(by the last frames for a video) (default: 0.1)")
+    parser.add_argument(
+        "--mode",
+        choices=["crops", "resize"],
+        default="crops",
+        help="crops: 128x128 crops of large photos, flat ones skipped; resize: each whole "
+        "image resized to 128x128, the original repo's way for faces (default: crops)",
+    )
+    parser.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.1,
+        metavar="F",
+        help="share of pairs held out for testing, by whole source image "
+        "(by the last frames for a video) (default: 0.1)",
+    )
     parser.add_argument("--out", metavar="FILE.npz", help="output dataset (required with --images/--video)")
     args = parser.parse_args(argv)
     try:

@@ -8,6 +8,7 @@
 settings (and imports this file). Importing this module registers the custom layers, so that
 `keras.models.load_model("model.h5")` works in safe mode.
 """
+
 import argparse
 import functools
 import os
@@ -17,12 +18,12 @@ import weakref
 from pathlib import Path
 
 import numpy as np
+from skimage.color import rgb2ycbcr, ycbcr2rgb
+from skimage.transform import resize
 from tqdm import tqdm
 
 import data_preparation
 from data_preparation import LR_SIZE, REPO, SCALE, quiet_stderr
-from skimage.color import rgb2ycbcr, ycbcr2rgb
-from skimage.transform import resize
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's Python-side start-up chatter
 with quiet_stderr():  # and its C++ log, written past Python (scripts' --verbose shows it)
@@ -48,6 +49,7 @@ def bicubic(images, scale=SCALE):
     height, width = images.shape[1:3]
     if height is None or width is None:  # a TensorFlow graph traced for any size: keras.ops wants numbers
         import tensorflow as tf
+
         return tf.image.resize(images, tf.shape(images)[1:3] * scale, method="bicubic")
     return keras.ops.image.resize(images, (height * scale, width * scale), "bicubic", antialias=True)
 
@@ -135,20 +137,23 @@ def build_residual(width=WIDTH, blocks=BLOCKS):
 def build_seed():
     """The original repo's network, layer for layer: 64x64 in, 128x128 out, ~85 M parameters.
     Every layer is linear (Keras' default activation), as listed."""
-    return keras.Sequential([
-        keras.Input((LR_SIZE, LR_SIZE, 1)),
-        keras.layers.Conv2D(1, 1),
-        keras.layers.Conv2D(2, 3),
-        keras.layers.Conv2D(3, 4),
-        keras.layers.Dropout(0.05),
-        keras.layers.Conv2DTranspose(3, 3),
-        keras.layers.Conv2DTranspose(2, 5),
-        keras.layers.Conv2DTranspose(1, 8),
-        keras.layers.Dropout(0.1),
-        keras.layers.Flatten(),
-        keras.layers.Dense(SCALE * LR_SIZE * SCALE * LR_SIZE),
-        keras.layers.Reshape((SCALE * LR_SIZE, SCALE * LR_SIZE, 1)),
-    ], name="seed")
+    return keras.Sequential(
+        [
+            keras.Input((LR_SIZE, LR_SIZE, 1)),
+            keras.layers.Conv2D(1, 1),
+            keras.layers.Conv2D(2, 3),
+            keras.layers.Conv2D(3, 4),
+            keras.layers.Dropout(0.05),
+            keras.layers.Conv2DTranspose(3, 3),
+            keras.layers.Conv2DTranspose(2, 5),
+            keras.layers.Conv2DTranspose(1, 8),
+            keras.layers.Dropout(0.1),
+            keras.layers.Flatten(),
+            keras.layers.Dense(SCALE * LR_SIZE * SCALE * LR_SIZE),
+            keras.layers.Reshape((SCALE * LR_SIZE, SCALE * LR_SIZE, 1)),
+        ],
+        name="seed",
+    )
 
 
 ARCHITECTURES = {"residual": build_residual, "seed": build_seed}
@@ -176,9 +181,9 @@ def grow(model, width, blocks):
                 layer.set_weights([np.zeros_like(kernel), np.zeros_like(bias)])
             continue
         old_kernel, old_bias = model.get_layer(layer.name).get_weights()
-        kernel[:, :, old_kernel.shape[2]:, :] = 0
-        kernel[:, :, :old_kernel.shape[2], :old_kernel.shape[3]] = old_kernel
-        bias[:old_bias.shape[0]] = old_bias
+        kernel[:, :, old_kernel.shape[2] :, :] = 0
+        kernel[:, :, : old_kernel.shape[2], : old_kernel.shape[3]] = old_kernel
+        bias[: old_bias.shape[0]] = old_bias
         layer.set_weights([kernel, bias])
     return grown
 
@@ -215,7 +220,8 @@ def load_model(path=DEFAULT_MODEL):
         return keras.models.load_model(path, compile=False)
     except Exception as error:  # h5py and Keras raise many types for a damaged file
         raise data_preparation.DataError(
-            f"{path}: not a loadable model ({type(error).__name__}); retrain it with `python model.py`") from None
+            f"{path}: not a loadable model ({type(error).__name__}); retrain it with `python model.py`"
+        ) from None
 
 
 def load_models(path=None):
@@ -223,8 +229,10 @@ def load_models(path=None):
     is there, the compressed-input model."""
     if path is not None:
         return {"model": load_model(path)}
-    return {"model": load_model(DEFAULT_MODEL),
-            **({"model_compressed": load_model(COMPRESSED_MODEL)} if COMPRESSED_MODEL.is_file() else {})}
+    return {
+        "model": load_model(DEFAULT_MODEL),
+        **({"model_compressed": load_model(COMPRESSED_MODEL)} if COMPRESSED_MODEL.is_file() else {}),
+    }
 
 
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -242,21 +250,24 @@ def cpu_computes_bfloat16():
 
 @functools.cache
 def compute_device():
-    """"gpu" or "cpu": where the Keras backend computes by default (its framework imported here)."""
+    """ "gpu" or "cpu": where the Keras backend computes by default (its framework imported here)."""
     backend = keras.backend.backend()
     with quiet_stderr():  # TensorFlow logs its search for CUDA when it first looks
         if backend == "jax":
             import jax
+
             return "gpu" if jax.default_backend() == "gpu" else "cpu"
         if backend == "torch":
             import torch
+
             return "gpu" if torch.cuda.is_available() else "cpu"
         import tensorflow as tf
+
         return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
 
 
 def resolve_precision(precision="auto"):
-    """"auto" -> "bfloat16" on a GPU, or with TensorFlow on a CPU with bfloat16 arithmetic (JAX and
+    """ "auto" -> "bfloat16" on a GPU, or with TensorFlow on a CPU with bfloat16 arithmetic (JAX and
     PyTorch run bfloat16 slower than float32 on a CPU), else "float32"."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
@@ -321,10 +332,10 @@ def predict(network, x, batch_size):
     which compiles the network for each input shape, compiles it once per image size."""
     outputs = []
     for start in range(0, len(x), batch_size):
-        batch = x[start:start + batch_size]
+        batch = x[start : start + batch_size]
         if len(x) > batch_size > len(batch):
             batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - len(batch), axis=0)])
-        outputs.append(keras.ops.convert_to_numpy(network.predict_on_batch(batch))[:len(x) - start])
+        outputs.append(keras.ops.convert_to_numpy(network.predict_on_batch(batch))[: len(x) - start])
     return np.concatenate(outputs)
 
 
@@ -350,12 +361,13 @@ def upscale_tiled(network, image, tile, self_ensemble=False):
         # Same-sized windows (one traced graph), shifted inwards at the image's edges.
         window_top = min(max(top - TILE_MARGIN, 0), height - window_h)
         window_left = min(max(left - TILE_MARGIN, 0), width - window_w)
-        window = image[window_top:window_top + window_h, window_left:window_left + window_w]
+        window = image[window_top : window_top + window_h, window_left : window_left + window_w]
         sr = upscale(network, window[None], self_ensemble=self_ensemble, precision="float32")[0]
         bottom, right = min(top + step_h, height), min(left + step_w, width)
-        out[SCALE * top:SCALE * bottom, SCALE * left:SCALE * right] = sr[
-            SCALE * (top - window_top):SCALE * (bottom - window_top),
-            SCALE * (left - window_left):SCALE * (right - window_left)]
+        out[SCALE * top : SCALE * bottom, SCALE * left : SCALE * right] = sr[
+            SCALE * (top - window_top) : SCALE * (bottom - window_top),
+            SCALE * (left - window_left) : SCALE * (right - window_left),
+        ]
     return out
 
 
@@ -390,8 +402,9 @@ def export_onnx(model, path, opset=17):
     except ImportError:
         raise data_preparation.DataError("ONNX export needs tf2onnx: pip install tf2onnx==1.17.0") from None
     signature = (tf.TensorSpec((None, None, None, 1), tf.float32, name="lr"),)
-    graph, _ = tf2onnx.convert.from_function(tf.function(lambda lr: model(lr, training=False)),
-                                             input_signature=signature, opset=opset)
+    graph, _ = tf2onnx.convert.from_function(
+        tf.function(lambda lr: model(lr, training=False)), input_signature=signature, opset=opset
+    )
     data_preparation.write_bytes(path, graph.SerializeToString())
 
 

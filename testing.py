@@ -8,6 +8,7 @@
 Metrics: the field's protocol (PSNR, SSIM with a Gaussian window, on Y, 2 border pixels cropped; LR by
 degrade(), then Pillow's JPEG for the compressed track). --upscale picks the model by file type.
 """
+
 import argparse
 import collections
 import concurrent.futures
@@ -24,11 +25,38 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from tqdm import tqdm
 
-from data_preparation import (DEFAULT_DATASET, ORIENTATION_TAG, SCALE, DataError, atomic_output, degrade, in_worker,
-                              jpeg, jpeg_luma, list_files, load_dataset, markdown_table, modcrop, read_image,
-                              to_luma, warn, write_bytes)
-from model import (PRECISIONS, RESULTS, SEED_MODEL, SKIMAGE_ORDERS, TILE, backend_line, interpolate, load_model,
-                   load_models, upscale, upscale_color)
+from data_preparation import (
+    DEFAULT_DATASET,
+    ORIENTATION_TAG,
+    SCALE,
+    DataError,
+    atomic_output,
+    degrade,
+    in_worker,
+    jpeg,
+    jpeg_luma,
+    list_files,
+    load_dataset,
+    markdown_table,
+    modcrop,
+    read_image,
+    to_luma,
+    warn,
+    write_bytes,
+)
+from model import (
+    PRECISIONS,
+    RESULTS,
+    SEED_MODEL,
+    SKIMAGE_ORDERS,
+    TILE,
+    backend_line,
+    interpolate,
+    load_model,
+    load_models,
+    upscale,
+    upscale_color,
+)
 
 matplotlib.use("Agg")  # files, not windows, unless --show
 import matplotlib.pyplot as plt  # noqa: E402
@@ -47,8 +75,7 @@ def measure(hr, sr, border=BORDER):
         hr, sr = hr[border:-border, border:-border], sr[border:-border, border:-border]
     hr, sr = np.squeeze(hr, -1).astype(np.float64), np.squeeze(sr, -1).astype(np.float64)
     psnr = peak_signal_noise_ratio(hr, sr, data_range=1.0)
-    ssim = structural_similarity(hr, sr, data_range=1.0, gaussian_weights=True, sigma=1.5,
-                                 use_sample_covariance=False)
+    ssim = structural_similarity(hr, sr, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
     return psnr, ssim
 
 
@@ -77,19 +104,35 @@ def evaluate_test_split(models, data, results, self_ensemble=False, show=False, 
     if not len(x_test):
         raise DataError(f"{', '.join(map(str, data))}: the test split is empty")
     outputs = {method: interpolate(x_test, method) for method in SKIMAGE_ORDERS}
-    outputs.update({name: upscale(net, x_test, self_ensemble=self_ensemble, precision=precision)
-                    for name, net in models.items()})
+    outputs.update(
+        {name: upscale(net, x_test, self_ensemble=self_ensemble, precision=precision) for name, net in models.items()}
+    )
     if seed and SEED_MODEL.is_file():  # the original repo's network, when its weights are here
         outputs["seed"] = upscale(load_model(SEED_MODEL), x_test, precision="float32")
     scores = {method: np.array([measure(hr, out) for hr, out in zip(y_test, sr)]) for method, sr in outputs.items()}
-    write_csv(results / "metrics.csv", [dict(image=i, method=method, psnr=p, ssim=q) for method, values in scores.items()
-                                        for i, (p, q) in enumerate(values)], ["image", "method", "psnr", "ssim"])
-    table = markdown_table(["method", "PSNR (dB)", "SSIM"], [[name, f"{v[:, 0].mean():.2f} ± {v[:, 0].std():.2f}",
-                                                             f"{v[:, 1].mean():.4f} ± {v[:, 1].std():.4f}"]
-                                                            for name, v in scores.items()])
+    write_csv(
+        results / "metrics.csv",
+        [
+            dict(image=i, method=method, psnr=p, ssim=q)
+            for method, values in scores.items()
+            for i, (p, q) in enumerate(values)
+        ],
+        ["image", "method", "psnr", "ssim"],
+    )
+    table = markdown_table(
+        ["method", "PSNR (dB)", "SSIM"],
+        [
+            [name, f"{v[:, 0].mean():.2f} ± {v[:, 0].std():.2f}", f"{v[:, 1].mean():.4f} ± {v[:, 1].std():.4f}"]
+            for name, v in scores.items()
+        ],
+    )
     psnr_of = {method: values[:, 0] for method, values in scores.items()}
-    lines = [f"# Bundled test split: {len(x_test)} pairs, 64x64 -> 128x128", "",
-             f"PSNR and SSIM on the grey 128x128 images, {BORDER} border pixels cropped (mean ± std).", ""] + table
+    lines = [
+        f"# Bundled test split: {len(x_test)} pairs, 64x64 -> 128x128",
+        "",
+        f"PSNR and SSIM on the grey 128x128 images, {BORDER} border pixels cropped (mean ± std).",
+        "",
+    ] + table
     write_bytes(results / "metrics.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(table))
     # The figures show where the methods differ: the test images that bicubic gets most wrong.
@@ -119,9 +162,19 @@ def scored(title, hr, sr):
 
 def draw_panels(x_test, y_test, outputs, results, show, indices, name="comparison.png"):
     """The original repo's figure: low-res input, high-res target, skimage rescaled, model."""
-    draw_grid([[("low resolution (64x64)", x_test[i]), ("high resolution (target)", y_test[i]),
+    draw_grid(
+        [
+            [
+                ("low resolution (64x64)", x_test[i]),
+                ("high resolution (target)", y_test[i]),
                 scored("skimage bilinear", y_test[i], outputs["skimage_bilinear"][i]),
-                scored("model", y_test[i], outputs["model"][i])] for i in indices], results / name, show)
+                scored("model", y_test[i], outputs["model"][i]),
+            ]
+            for i in indices
+        ],
+        results / name,
+        show,
+    )
 
 
 def worst_window(hr, sr, size):
@@ -135,10 +188,17 @@ def draw_zooms(x_test, y_test, outputs, results, show, indices, size=32):
     rows = []
     for i in indices:
         top, left = worst_window(y_test[i], outputs["skimage_bicubic"][i], size)
-        crop = lambda image: image[top:top + size, left:left + size]  # noqa: E731
-        rows.append([(f"{name.replace('_', ' ')} (test image {i})\n{measure(y_test[i], outputs[name][i])[0]:.2f} dB",
-                      crop(outputs[name][i])) for name in ("skimage_nearest", "skimage_bicubic", "model")]
-                    + [("target", crop(y_test[i]))])
+        crop = lambda image: image[top : top + size, left : left + size]  # noqa: E731
+        rows.append(
+            [
+                (
+                    f"{name.replace('_', ' ')} (test image {i})\n{measure(y_test[i], outputs[name][i])[0]:.2f} dB",
+                    crop(outputs[name][i]),
+                )
+                for name in ("skimage_nearest", "skimage_bicubic", "model")
+            ]
+            + [("target", crop(y_test[i]))]
+        )
     draw_grid(rows, results / "zoom.png", show)
 
 
@@ -148,24 +208,33 @@ def draw_scatter(psnr_of, results, show):
     low, high = min(psnr_of["skimage_bicubic"].min(), psnr_of["model"].min()), psnr_of["model"].max()
     ax.plot([low, high], [low, high], color="grey", linewidth=1, label="equal")
     better = np.mean(psnr_of["model"] > psnr_of["skimage_bicubic"])
-    ax.set(xlabel="skimage bicubic PSNR (dB)", ylabel="model PSNR (dB)",
-           title=f"per test image: the model is better on {better:.0%}")
+    ax.set(
+        xlabel="skimage bicubic PSNR (dB)",
+        ylabel="model PSNR (dB)",
+        title=f"per test image: the model is better on {better:.0%}",
+    )
     ax.legend()
     save_figure(figure, results / "scatter.png", show)
 
 
 def draw_compressed(x_test, y_test, models, results, show, index, precision, size=48):
     """JPEG q50 and q75 LR inputs: input, bicubic, model.h5, the compressed-input model, HR."""
-    top, left = worst_window(hr := y_test[index], interpolate(x_test[index:index + 1], "bicubic")[0], size)
-    crop = lambda title, image: (title, image[top:top + size, left:left + size])  # noqa: E731
+    top, left = worst_window(hr := y_test[index], interpolate(x_test[index : index + 1], "bicubic")[0], size)
+    crop = lambda title, image: (title, image[top : top + size, left : left + size])  # noqa: E731
     rows = []
     for quality in (50, 75):
         lr = jpeg_luma(x_test[index], quality)[None]
         sr = {name: upscale(net, lr, precision=precision)[0] for name, net in models.items()}
-        outputs = [("bicubic", interpolate(lr, "bicubic")[0]), ("model.h5", sr["model"]),
-                   ("compressed-input model", sr["model_compressed"])]
-        rows.append([crop(f"input, JPEG q{quality}", lr[0].repeat(SCALE, 0).repeat(SCALE, 1))]
-                    + [crop(*scored(title, hr, sr)) for title, sr in outputs] + [crop("HR", hr)])
+        outputs = [
+            ("bicubic", interpolate(lr, "bicubic")[0]),
+            ("model.h5", sr["model"]),
+            ("compressed-input model", sr["model_compressed"]),
+        ]
+        rows.append(
+            [crop(f"input, JPEG q{quality}", lr[0].repeat(SCALE, 0).repeat(SCALE, 1))]
+            + [crop(*scored(title, hr, sr)) for title, sr in outputs]
+            + [crop("HR", hr)]
+        )
     draw_grid(rows, results / "compressed.png", show)
 
 
@@ -200,15 +269,28 @@ def benchmark(models, folders, qualities=(), self_ensemble=False, precision="aut
             for quality in (None, *qualities):
                 lr_y = to_luma(lr if quality is None else jpeg(lr, quality))[None]
                 methods = {"bicubic": interpolate(lr_y, "bicubic")[0]}
-                methods.update({method: upscale(net, lr_y, tile=TILE, precision=precision)[0]
-                                for method, net in models.items()})
+                methods.update(
+                    {method: upscale(net, lr_y, tile=TILE, precision=precision)[0] for method, net in models.items()}
+                )
                 if self_ensemble and quality is None:
-                    methods.update({f"{method}+": upscale(net, lr_y, self_ensemble=True, tile=TILE, precision=precision)[0]
-                                    for method, net in models.items()})
+                    methods.update(
+                        {
+                            f"{method}+": upscale(net, lr_y, self_ensemble=True, tile=TILE, precision=precision)[0]
+                            for method, net in models.items()
+                        }
+                    )
                 for method, sr in methods.items():
                     psnr, ssim = measure(hr_y, sr)
-                    rows.append(dict(input="clean" if quality is None else f"jpeg{quality}", dataset=dataset,
-                                     image=name, method=method, psnr=psnr, ssim=ssim))
+                    rows.append(
+                        dict(
+                            input="clean" if quality is None else f"jpeg{quality}",
+                            dataset=dataset,
+                            image=name,
+                            method=method,
+                            psnr=psnr,
+                            ssim=ssim,
+                        )
+                    )
     return rows
 
 
@@ -216,10 +298,15 @@ def published_numbers(folders):
     """{method: {dataset: "PSNR / SSIM"}} from the first table of the README.md beside the benchmark folders."""
     readme = Path(folders[0]).resolve().parent / "README.md"
     lines = readme.read_text().splitlines() if readme.is_file() else []
-    table = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines
-             if line.startswith("|") and "---" not in line]
-    numbers = [{column: cell for column, cell in zip(table[0], cells) if re.fullmatch(r"[\d.]+ / [\d.]+", cell)}
-               for cells in table[1:]]
+    table = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in lines
+        if line.startswith("|") and "---" not in line
+    ]
+    numbers = [
+        {column: cell for column, cell in zip(table[0], cells) if re.fullmatch(r"[\d.]+ / [\d.]+", cell)}
+        for cells in table[1:]
+    ]
     return {cells[0]: found for cells, found in zip(table[1:], numbers) if found}
 
 
@@ -231,17 +318,27 @@ def write_benchmark(rows, folders, results, name="benchmark"):
     table = [dict(input=i, dataset=d, method=m, psnr=float(v[0]), ssim=float(v[1])) for (i, d, m), v in summary.items()]
     write_csv(results / f"{name}.csv", table, ["input", "dataset", "method", "psnr", "ssim"])
     datasets = list(dict.fromkeys(row["dataset"] for row in rows))
-    lines = ["# Benchmark, x2", "", f"PSNR (dB) / SSIM on Y (BT.601), {BORDER} border pixels cropped; LR by "
-             "`degrade()`, for the compressed track then JPEG'd by Pillow at quality q. Ours measured by "
-             "`python testing.py --benchmark`, the others as published."]
+    lines = [
+        "# Benchmark, x2",
+        "",
+        f"PSNR (dB) / SSIM on Y (BT.601), {BORDER} border pixels cropped; LR by "
+        "`degrade()`, for the compressed track then JPEG'd by Pillow at quality q. Ours measured by "
+        "`python testing.py --benchmark`, the others as published.",
+    ]
     for source in dict.fromkeys(row["input"] for row in rows):
-        ours = {f"{m} (ours)": {d: f"**{summary[source, d, m][0]:.2f} / {summary[source, d, m][1]:.4f}**"
-                                for d in datasets if (source, d, m) in summary}
-                for m in dict.fromkeys(row["method"] for row in rows if row["input"] == source)}
+        ours = {
+            f"{m} (ours)": {
+                d: f"**{summary[source, d, m][0]:.2f} / {summary[source, d, m][1]:.4f}**"
+                for d in datasets
+                if (source, d, m) in summary
+            }
+            for m in dict.fromkeys(row["method"] for row in rows if row["input"] == source)
+        }
         published = published_numbers(folders) if source == "clean" else {}
         lines += ["", f"## Input: {source}", ""] + markdown_table(
-            ["method", *datasets], [[method, *(numbers.get(d, "-") for d in datasets)]
-                                    for method, numbers in {**ours, **published}.items()])
+            ["method", *datasets],
+            [[method, *(numbers.get(d, "-") for d in datasets)] for method, numbers in {**ours, **published}.items()],
+        )
     write_bytes(results / f"{name}.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines[3:]))
     return summary
@@ -253,13 +350,15 @@ def draw_robustness(summary, results, show):
     figure, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.5), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         for method in dict.fromkeys(m for _, d, m in summary if d == dataset and not m.endswith("+")):
-            points = sorted((int(i[4:]), v[0]) for (i, d, m), v in summary.items()
-                            if d == dataset and m == method and i != "clean")
-            line, = ax.plot(*zip(*points), marker="o", label=method)
+            points = sorted(
+                (int(i[4:]), v[0]) for (i, d, m), v in summary.items() if d == dataset and m == method and i != "clean"
+            )
+            (line,) = ax.plot(*zip(*points), marker="o", label=method)
             if ("clean", dataset, method) in summary:
                 ax.axhline(summary["clean", dataset, method][0], color=line.get_color(), linestyle=":", linewidth=1)
-        ax.set(xlabel="JPEG quality of the LR input", ylabel="Y-PSNR (dB)",
-               title=f"{dataset}, x2 (dotted: clean input)")
+        ax.set(
+            xlabel="JPEG quality of the LR input", ylabel="Y-PSNR (dB)", title=f"{dataset}, x2 (dotted: clean input)"
+        )
         ax.legend()
     save_figure(figure, results / "robustness.png", show)
 
@@ -271,9 +370,11 @@ def draw_robustness(summary, results, show):
 @functools.cache
 def reference_tables():
     """{quality: Pillow's luma quantization table at that quality}, to match a JPEG's own against."""
+
     def table(quality):
         Image.new("L", (8, 8)).save(buffer := io.BytesIO(), "JPEG", quality=quality)
         return np.array(Image.open(buffer).quantization[0])
+
     return {quality: table(quality) for quality in range(1, 101)}
 
 
@@ -306,9 +407,12 @@ def upscale_files(models, inputs, out, self_ensemble=False, precision="auto", ov
     """Upscale files, and folders recursively (their tree mirrored), into `out` as PNG; returns
     (errors, number of files); the other files still go. A file whose output exists is skipped, so a
     rerun after an interruption continues. Reading ahead and writing overlap with the network."""
-    jobs = [(path, out / path.relative_to(given).with_suffix(".png")) for given in map(Path, inputs) if given.is_dir()
-            for path in list_files(given)] + [(given, out / f"{given.stem}.png") for given in map(Path, inputs)
-                                               if not given.is_dir()]
+    jobs = [
+        (path, out / path.relative_to(given).with_suffix(".png"))
+        for given in map(Path, inputs)
+        if given.is_dir()
+        for path in list_files(given)
+    ] + [(given, out / f"{given.stem}.png") for given in map(Path, inputs) if not given.is_dir()]
     todo = [(source, target) for source, target in jobs if not target.is_file()]
     if len(todo) < len(jobs):
         print(f"{len(jobs) - len(todo)} of {len(jobs)} files already upscaled in {out}: skipped")
@@ -363,25 +467,58 @@ def write_png(source, target, sr, described):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     task = parser.add_mutually_exclusive_group()
-    task.add_argument("--benchmark", nargs="+", metavar="DIR",
-                      help="folders of HR images: the field's x2 protocol; writes benchmark.csv/.md")
-    task.add_argument("--upscale", nargs="+", metavar="FILE_OR_DIR",
-                      help="upscale these images (folders recursively) 2x into --out, as PNG")
-    parser.add_argument("--model", type=Path, help="the model to use (default: model.h5 and "
-                        "results/model_compressed.h5; for --upscale the one that fits each file)")
-    parser.add_argument("--jpeg", nargs="+", type=int, default=[], metavar="Q",
-                        help="--benchmark: also the compressed track, LR JPEG'd by Pillow at these qualities (1-100)")
-    parser.add_argument("--sweep", action="store_true", help="--benchmark --jpeg: write robustness.csv/.md and "
-                        "robustness.png (PSNR against quality) instead of benchmark.*")
-    parser.add_argument("--data", nargs="+", default=[str(DEFAULT_DATASET)], metavar="FILE.npz",
-                        help="datasets whose test split is evaluated (default: data/images.npz)")
+    task.add_argument(
+        "--benchmark",
+        nargs="+",
+        metavar="DIR",
+        help="folders of HR images: the field's x2 protocol; writes benchmark.csv/.md",
+    )
+    task.add_argument(
+        "--upscale",
+        nargs="+",
+        metavar="FILE_OR_DIR",
+        help="upscale these images (folders recursively) 2x into --out, as PNG",
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="the model to use (default: model.h5 and "
+        "results/model_compressed.h5; for --upscale the one that fits each file)",
+    )
+    parser.add_argument(
+        "--jpeg",
+        nargs="+",
+        type=int,
+        default=[],
+        metavar="Q",
+        help="--benchmark: also the compressed track, LR JPEG'd by Pillow at these qualities (1-100)",
+    )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="--benchmark --jpeg: write robustness.csv/.md and "
+        "robustness.png (PSNR against quality) instead of benchmark.*",
+    )
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        default=[str(DEFAULT_DATASET)],
+        metavar="FILE.npz",
+        help="datasets whose test split is evaluated (default: data/images.npz)",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="where tables and figures go (default: results/)")
     parser.add_argument("--out", type=Path, default=Path("upscaled"), help="folder for --upscale (default: upscaled/)")
-    parser.add_argument("--self-ensemble", action="store_true",
-                        help="average the model over the 8 flips/rotations (EDSR+): ~8x slower, a little better")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="auto: bfloat16 on a GPU, or TensorFlow on a CPU that computes it natively; else "
-                             "float32 (default: auto)")
+    parser.add_argument(
+        "--self-ensemble",
+        action="store_true",
+        help="average the model over the 8 flips/rotations (EDSR+): ~8x slower, a little better",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto: bfloat16 on a GPU, or TensorFlow on a CPU that computes it natively; else float32 (default: auto)",
+    )
     parser.add_argument("--show", action="store_true", help="also open the figures in windows")
     parser.add_argument("--verbose", action="store_true", help="also the backend's own start-up log")
     args = parser.parse_args(argv)
@@ -396,8 +533,9 @@ def main(argv=None):
             raise DataError(f"{missing[0]}: no such folder")
         models = {"override": load_model(args.model)} if args.upscale and args.model else load_models(args.model)
         if args.upscale:
-            errors, files = upscale_files(models, args.upscale, args.out, args.self_ensemble, args.precision,
-                                          args.model)
+            errors, files = upscale_files(
+                models, args.upscale, args.out, args.self_ensemble, args.precision, args.model
+            )
             if errors:
                 sys.exit(f"error: {len(errors)} of {files} files failed: " + "; ".join(errors))
         elif args.benchmark:
@@ -406,8 +544,9 @@ def main(argv=None):
             if args.sweep:
                 draw_robustness(summary, args.results, args.show)
         else:
-            evaluate_test_split(models, args.data, args.results, args.self_ensemble, args.show, args.precision,
-                                seed=args.model is None)
+            evaluate_test_split(
+                models, args.data, args.results, args.self_ensemble, args.show, args.precision, seed=args.model is None
+            )
     except DataError as error:
         sys.exit(f"error: {error}")
 

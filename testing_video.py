@@ -14,6 +14,7 @@ Real videos are compressed, so this mode uses the compressed-input model (--mode
 track: the protocol's video track on the HR video: LR frames by degrade(), encoded at --crf, then
 `upscale` end to end; the decoded output against the HR frames (Y), beside bicubic of the decoded LR.
 """
+
 import argparse
 import itertools
 import subprocess
@@ -26,10 +27,30 @@ import matplotlib
 import numpy as np
 from tqdm import tqdm
 
-from data_preparation import (EXACT_SCALING, HR_SIZE, SAMPLE_VIDEO, DataError, atomic_output, degrade, hr_patches,
-                              modcrop, read_video, to_luma, video_info)
-from model import (COMPRESSED_MODEL, DEFAULT_MODEL, PRECISIONS, RESULTS, backend_line, interpolate, load_model,
-                   upscale, upscale_color)
+from data_preparation import (
+    EXACT_SCALING,
+    HR_SIZE,
+    SAMPLE_VIDEO,
+    DataError,
+    atomic_output,
+    degrade,
+    hr_patches,
+    modcrop,
+    read_video,
+    to_luma,
+    video_info,
+)
+from model import (
+    COMPRESSED_MODEL,
+    DEFAULT_MODEL,
+    PRECISIONS,
+    RESULTS,
+    backend_line,
+    interpolate,
+    load_model,
+    upscale,
+    upscale_color,
+)
 from testing import draw_panels, measure
 
 matplotlib.use("Agg")
@@ -57,9 +78,15 @@ class VideoWriter:
         self.partial = self.output.__enter__()
         try:
             self.writer = imageio_ffmpeg.write_frames(
-                str(self.partial), (width, height), pix_fmt_in="gray" if grey else "rgb24", fps=fps, quality=None,
-                macro_block_size=1, ffmpeg_log_level="error",
-                output_params=["-crf", str(crf), "-vf", f"setsar={sar.replace(':', '/')}", *EXACT_SCALING])
+                str(self.partial),
+                (width, height),
+                pix_fmt_in="gray" if grey else "rgb24",
+                fps=fps,
+                quality=None,
+                macro_block_size=1,
+                ffmpeg_log_level="error",
+                output_params=["-crf", str(crf), "-vf", f"setsar={sar.replace(':', '/')}", *EXACT_SCALING],
+            )
             self.writer.send(None)
         except (OSError, RuntimeError) as error:
             self.output.__exit__(type(error), error, error.__traceback__)
@@ -87,9 +114,25 @@ class VideoWriter:
         where the .mp4 container cannot hold the original codec."""
         muxed = self.partial.with_name(f"{self.partial.stem}.audio.mp4")
         for audio_codec in ("copy", "aac"):
-            command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(self.partial),
-                       "-i", str(self.audio_from), "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy",
-                       "-c:a", audio_codec, str(muxed)]
+            command = [
+                imageio_ffmpeg.get_ffmpeg_exe(),
+                "-y",
+                "-loglevel",
+                "error",
+                "-i",
+                str(self.partial),
+                "-i",
+                str(self.audio_from),
+                "-map",
+                "0:v:0",
+                "-map",
+                "1:a:0?",
+                "-c:v",
+                "copy",
+                "-c:a",
+                audio_codec,
+                str(muxed),
+            ]
             if subprocess.run(command, capture_output=True).returncode == 0:
                 muxed.replace(self.partial)
                 return
@@ -116,11 +159,14 @@ def experiment(model, video, out, frame_number=60, batch_size=32, crf=DEFAULT_CR
     scores = {method: [] for method in METHODS}
     shown = None
     out = Path(out)
-    with VideoWriter(out / "input_video.mp4", HR_SIZE, HR_SIZE, fps, grey=True, crf=crf) as inputs, \
-            VideoWriter(out / "output_video.mp4", HR_SIZE, HR_SIZE, fps, grey=True, crf=crf) as outputs, \
-            VideoWriter(out / "side_by_side.mp4", len(COLUMNS) * HR_SIZE, HR_SIZE + len(band), fps,
-                        grey=True, crf=crf) as side_by_side, \
-            tqdm(desc=Path(video).name, unit="frame") as progress:
+    with (
+        VideoWriter(out / "input_video.mp4", HR_SIZE, HR_SIZE, fps, grey=True, crf=crf) as inputs,
+        VideoWriter(out / "output_video.mp4", HR_SIZE, HR_SIZE, fps, grey=True, crf=crf) as outputs,
+        VideoWriter(
+            out / "side_by_side.mp4", len(COLUMNS) * HR_SIZE, HR_SIZE + len(band), fps, grey=True, crf=crf
+        ) as side_by_side,
+        tqdm(desc=Path(video).name, unit="frame") as progress,
+    ):
         first = 0
         for frames in batches(read_video(video), batch_size):
             hr = np.stack([hr_patches(to_luma(frame), "resize")[0] for frame in frames]).astype(np.float32)
@@ -136,7 +182,7 @@ def experiment(model, video, out, frame_number=60, batch_size=32, crf=DEFAULT_CR
                 scores[method] += [measure(target, image) for target, image in zip(hr, sr)]
             if first <= frame_number < first + len(frames):
                 i = frame_number - first
-                shown = lr[i:i + 1], hr[i:i + 1], {m: sr[i:i + 1] for m, sr in results.items()}
+                shown = lr[i : i + 1], hr[i : i + 1], {m: sr[i : i + 1] for m, sr in results.items()}
             first += len(frames)
             progress.update(len(frames))
         if first == 0:
@@ -157,8 +203,10 @@ def upscale_video(model, video, out, batch_size=8, crf=DEFAULT_CRF, precision="a
     width, height = info["size"]
     count = 0
     target = Path(out) / "output_video.mp4"
-    with VideoWriter(target, 2 * width, 2 * height, info["fps"], audio_from=video, crf=crf, sar=info["sar"]) as writer, \
-            tqdm(desc=Path(video).name, unit="frame") as progress:
+    with (
+        VideoWriter(target, 2 * width, 2 * height, info["fps"], audio_from=video, crf=crf, sar=info["sar"]) as writer,
+        tqdm(desc=Path(video).name, unit="frame") as progress,
+    ):
         for frames in batches(read_video(video), batch_size):
             writer.write(upscale_color(model, frames, precision=precision))
             count += len(frames)
@@ -194,8 +242,10 @@ def video_track(model, video, crf, batch_size=8, precision="auto"):
     finite = np.isfinite(scores["bicubic"]) & np.isfinite(scores["model"])
     means = {method: float(np.mean(np.array(values)[finite])) for method, values in scores.items()}
     left_out = f" ({np.sum(~finite)} reproduced exactly, left out)" if not finite.all() else ""
-    print(f"video track, LR at CRF {crf}, {np.sum(finite)} frames{left_out}, Y-PSNR: bicubic {means['bicubic']:.2f} "
-          f"dB, model {means['model']:.2f} dB ({means['model'] - means['bicubic']:+.2f})")
+    print(
+        f"video track, LR at CRF {crf}, {np.sum(finite)} frames{left_out}, Y-PSNR: bicubic {means['bicubic']:.2f} "
+        f"dB, model {means['model']:.2f} dB ({means['model'] - means['bicubic']:+.2f})"
+    )
     return means
 
 
@@ -203,19 +253,34 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", type=Path, default=SAMPLE_VIDEO, help="input video (default: the bundled sample)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="output folder (default: results/)")
-    parser.add_argument("--mode", choices=["experiment", "upscale", "track"], default="experiment",
-                        help="experiment: grey 128x128 frames, LR by degrade(), comparison videos; "
-                             "upscale: the video as it is, 2x, in colour, with sound; track: the video track "
-                             "of the benchmark protocol (default: experiment)")
-    parser.add_argument("--model", type=Path, default=None,
-                        help="the model (default: model.h5 for experiment, results/model_compressed.h5 otherwise)")
-    parser.add_argument("--crf", type=int, default=None,
-                        help=f"libx264 CRF of the written videos (default: {DEFAULT_CRF}); track: of the LR (default: 28)")
+    parser.add_argument(
+        "--mode",
+        choices=["experiment", "upscale", "track"],
+        default="experiment",
+        help="experiment: grey 128x128 frames, LR by degrade(), comparison videos; "
+        "upscale: the video as it is, 2x, in colour, with sound; track: the video track "
+        "of the benchmark protocol (default: experiment)",
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="the model (default: model.h5 for experiment, results/model_compressed.h5 otherwise)",
+    )
+    parser.add_argument(
+        "--crf",
+        type=int,
+        default=None,
+        help=f"libx264 CRF of the written videos (default: {DEFAULT_CRF}); track: of the LR (default: 28)",
+    )
     parser.add_argument("--frame", type=int, default=60, help="experiment: the frame shown in frame.png (default: 60)")
     parser.add_argument("--batch-size", type=int, default=32, help="frames upscaled at once (default: 32)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="auto: bfloat16 on a GPU, or TensorFlow on a CPU that computes it natively; else "
-                             "float32 (default: auto)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto: bfloat16 on a GPU, or TensorFlow on a CPU that computes it natively; else float32 (default: auto)",
+    )
     parser.add_argument("--verbose", action="store_true", help="also the backend's own start-up log")
     args = parser.parse_args(argv)
     print(backend_line(args.precision))
@@ -227,7 +292,9 @@ def main(argv=None):
         model = load_model(args.model or default)
         print(f"model: {args.model or default}")
         if args.mode == "experiment":
-            experiment(model, args.video, args.out, args.frame, args.batch_size, args.crf or DEFAULT_CRF, args.precision)
+            experiment(
+                model, args.video, args.out, args.frame, args.batch_size, args.crf or DEFAULT_CRF, args.precision
+            )
         elif args.mode == "upscale":
             upscale_video(model, args.video, args.out, args.batch_size, args.crf or DEFAULT_CRF, args.precision)
         else:

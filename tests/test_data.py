@@ -1,4 +1,5 @@
 """data_preparation.py: the degradation, the colour convention, image and video ingestion, datasets."""
+
 import io
 import struct
 import sys
@@ -9,14 +10,13 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import skimage.data
-from PIL import Image
 from conftest import BENCHMARKS, REPO, make_video, natural_image
+from PIL import Image
 
 import data_preparation as dp
 
 sys.path.insert(0, str(REPO / "data"))
 import build_bundled  # noqa: E402  (data/build_bundled.py: the bundled data's provenance)
-
 
 # --- degrade and to_luma ----------------------------------------------------------------------
 
@@ -30,6 +30,21 @@ def test_degrade_halves_size_and_rounds_to_8_bits():
     # Antialiased bicubic keeps a flat image flat and the mean of a smooth one.
     assert np.allclose(dp.degrade(np.full((1, 8, 8, 1), 100 / 255, np.float32)), 100 / 255)
     assert abs(lr.mean() - hr.mean()) < 0.01
+
+
+def test_degrade_is_tensorflows_antialiased_bicubic_within_one_grey_level_on_0_1_percent():
+    """degrade() is NumPy and Pillow now (every backend); the LR it makes is the one TensorFlow's
+    tf.image.resize(antialias=True) made, but for at most 0.1 % of the pixels, by one grey level."""
+    import tensorflow as tf
+
+    _, y_train, _, y_test = dp.load_dataset()
+    hr = np.concatenate([y_test, y_train[:700]])
+    before = np.round(np.clip(tf.image.resize(hr, (64, 64), "bicubic", antialias=True).numpy(), 0, 1) * 255)
+    now = np.round(dp.degrade(hr) * 255)
+    assert np.abs(now - before).max() <= 1 and np.mean(now != before) <= 0.001
+    odd = natural_image(90, 122, 4)  # not square, colour, not a multiple of 64
+    before = np.round(np.clip(tf.image.resize(odd, (45, 61), "bicubic", antialias=True).numpy(), 0, 1) * 255)
+    assert np.mean(np.round(dp.degrade(odd) * 255) != before) <= 0.001
 
 
 def test_degrade_refuses_odd_sizes():
@@ -54,6 +69,7 @@ def test_to_luma_is_bt601_like_matlab():
 @pytest.mark.parametrize("name, published, tolerance", [("Set5", 33.66, 0.1), ("Set14", 30.24, 0.15)])
 def test_degrade_reproduces_published_bicubic(name, published, tolerance):
     from testing import benchmark_images, interpolate, measure
+
     psnrs = []
     for _, hr in benchmark_images(BENCHMARKS / name):
         lr = dp.to_luma(dp.degrade(hr))
@@ -120,6 +136,7 @@ def test_a_workers_warnings_are_printed_by_the_main_thread(tmp_path, capsys):
     """in_worker() holds a worker thread's warnings (a worker's tqdm.write once hung a run) and
     its DataError; patches_per_file and testing.py --upscale print them from the main thread."""
     from concurrent.futures import ThreadPoolExecutor
+
     frames = [Image.fromarray((natural_image(140, 150, seed) * 255).astype(np.uint8)) for seed in (1, 2)]
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
     said = f"{tmp_path / 'anim.gif'}: 2 frames, only the first is used"
@@ -172,9 +189,11 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path, capsys, case):
     empty.mkdir()
     (empty / "notes.txt").write_text("hello")
     (tmp_path / "video.mp4").write_bytes(b"\x00" * 1000)
-    args = {"missing folder": ["--images", str(tmp_path / "nowhere")],
-            "no usable image": ["--images", str(empty)],
-            "unreadable video": ["--video", str(tmp_path / "video.mp4")]}[case]
+    args = {
+        "missing folder": ["--images", str(tmp_path / "nowhere")],
+        "no usable image": ["--images", str(empty)],
+        "unreadable video": ["--video", str(tmp_path / "video.mp4")],
+    }[case]
     out = tmp_path / "out.npz"
     code, err = run_main(dp.main, args + ["--out", str(out)], capsys)
     assert code != 0
@@ -203,8 +222,10 @@ def test_read_video_streams_frames(tmp_path):
 
 def test_save_load_round_trip(tmp_path):
     rng = np.random.default_rng(0)
-    arrays = [np.round(rng.random(shape) * 255).astype(np.float32) / 255
-              for shape in [(5, 64, 64, 1), (5, 128, 128, 1), (2, 64, 64, 1), (2, 128, 128, 1)]]
+    arrays = [
+        np.round(rng.random(shape) * 255).astype(np.float32) / 255
+        for shape in [(5, 64, 64, 1), (5, 128, 128, 1), (2, 64, 64, 1), (2, 128, 128, 1)]
+    ]
     dp.save_dataset(tmp_path / "a.npz", *arrays)
     dp.save_dataset(tmp_path / "b.npz", *arrays)
     with np.load(tmp_path / "a.npz", allow_pickle=False) as stored:
@@ -221,10 +242,19 @@ def test_save_load_round_trip(tmp_path):
 def test_load_dataset_rejects_bad_files(tmp_path):
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
     (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 broken")
-    np.savez(tmp_path / "objects.npz", x_train=np.array([{}], dtype=object), y_train=np.zeros(1),
-             x_test=np.zeros(1), y_test=np.zeros(1))
-    for name, message in [("other.npz", "missing"), ("broken.npz", "cannot read"), ("objects.npz", "cannot read"),
-                          ("absent.npz", "cannot read")]:
+    np.savez(
+        tmp_path / "objects.npz",
+        x_train=np.array([{}], dtype=object),
+        y_train=np.zeros(1),
+        x_test=np.zeros(1),
+        y_test=np.zeros(1),
+    )
+    for name, message in [
+        ("other.npz", "missing"),
+        ("broken.npz", "cannot read"),
+        ("objects.npz", "cannot read"),
+        ("absent.npz", "cannot read"),
+    ]:
         with pytest.raises(dp.DataError, match=message):
             dp.load_dataset(tmp_path / name)
 
@@ -304,9 +334,11 @@ def benchmark_matches(crops, threshold=0.97):
             # The crop may sit up to STRIDE - 1 pixels off the window grid: try those offsets.
             for dy in range(STRIDE):
                 for dx in range(STRIDE):
-                    candidate = luma[top + dy:top + dy + 128, left + dx:left + dx + 128]
-                    if candidate.shape == crops[crop].shape and \
-                            np.sqrt(np.mean((crops[crop] - candidate) ** 2)) < 4 / 255:
+                    candidate = luma[top + dy : top + dy + 128, left + dx : left + dx + 128]
+                    if (
+                        candidate.shape == crops[crop].shape
+                        and np.sqrt(np.mean((crops[crop] - candidate) ** 2)) < 4 / 255
+                    ):
                         matches.add((int(crop), path.name))
     return sorted(matches)
 
@@ -326,7 +358,9 @@ def test_sources_exclude_benchmark_files(tmp_path, monkeypatch):
     """opencv-doc ships Set14's baboon and lenna: a source folder holding them yields everything else."""
     for name in ["baboon.jpg", "lena.jpg", "fruits.jpg"]:
         (tmp_path / name).write_bytes(b"")
-    monkeypatch.setattr(build_bundled, "SOURCES", [("opencv-doc", "apt-get install opencv-doc", str(tmp_path), ["*.jpg"])])
+    monkeypatch.setattr(
+        build_bundled, "SOURCES", [("opencv-doc", "apt-get install opencv-doc", str(tmp_path), ["*.jpg"])]
+    )
     assert [path.name for path in build_bundled.source_files()] == ["fruits.jpg"]
 
 
@@ -374,21 +408,23 @@ def qt_bundle(folder, files):
         names += struct.pack(">HI", len(name), 0) + name.encode("utf-16-be")
         return offset
 
-    entries = [struct.pack(">IHII", 0, 2, 1, 1) + bytes(8),  # root: one child, entry 1
-               struct.pack(">IHII", name_offset(folder), 2, len(files), 2) + bytes(8)]
+    entries = [
+        struct.pack(">IHII", 0, 2, 1, 1) + bytes(8),  # root: one child, entry 1
+        struct.pack(">IHII", name_offset(folder), 2, len(files), 2) + bytes(8),
+    ]
     for name, (payload, compressed) in files.items():
         stored = struct.pack(">I", len(payload)) + zlib.compress(payload) if compressed else payload
         entries.append(struct.pack(">IHHHI", name_offset(name), int(compressed), 0, 0, len(data)) + bytes(8))
         data += struct.pack(">I", len(stored)) + stored
     tree = b"".join(entries)
-    return struct.pack(">4sIIIII", b"qres", 3, 24, 24 + len(tree), 24 + len(tree) + len(data), 0) + \
-        tree + data + names
+    return struct.pack(">4sIIIII", b"qres", 3, 24, 24 + len(tree), 24 + len(tree) + len(data), 0) + tree + data + names
 
 
 def png_bytes(seed):
     buffer = io.BytesIO()
     Image.fromarray(np.round(natural_image(160, 200, seed=seed)[..., 0] * 255).astype(np.uint8)).save(
-        buffer, format="PNG")
+        buffer, format="PNG"
+    )
     return buffer.getvalue()
 
 
@@ -411,8 +447,10 @@ def test_qt_resources_rejects_other_files(tmp_path):
 
 
 def test_readme_credits_reads_both_layouts():
-    readme = ("Copyright: Someone\nLicense: CC0-1.0\nSource: https://example.org/a\nFiles:\na.webp\nb.webp\n\n"
-              "Copyright: Other\nFiles: c.webp\nSource: https://example.org/c\nLicense: CC-BY-SA-4.0\n")
+    readme = (
+        "Copyright: Someone\nLicense: CC0-1.0\nSource: https://example.org/a\nFiles:\na.webp\nb.webp\n\n"
+        "Copyright: Other\nFiles: c.webp\nSource: https://example.org/c\nLicense: CC-BY-SA-4.0\n"
+    )
     credits = build_bundled.readme_credits(readme)
     assert sorted(credits) == ["a.webp", "b.webp", "c.webp"]
     assert credits["b.webp"]["License"] == "CC0-1.0"
@@ -421,17 +459,32 @@ def test_readme_credits_reads_both_layouts():
 
 def test_gcompris_photos_keep_free_licences_once(tmp_path, monkeypatch, capsys):
     free, other = png_bytes(2), png_bytes(3)
-    readme = ("Copyright: A\nLicense: CC-BY-SA-4.0\nFiles: free.webp copy.webp\n\n"
-              "Copyright: B\nLicense: GPLv3\nFiles: gpl.webp\n")
-    (tmp_path / "one.rcc").write_bytes(qt_bundle("resource", {
-        "README": (readme.encode(), False), "free.webp": (free, False), "copy.webp": (free, False),
-        "gpl.webp": (other, False), "uncredited.webp": (other, False)}))
-    monkeypatch.setattr(build_bundled, "GCOMPRIS", ("gcompris-qt-data", "apt-get install x", str(tmp_path), ["one.rcc"]))
+    readme = (
+        "Copyright: A\nLicense: CC-BY-SA-4.0\nFiles: free.webp copy.webp\n\n"
+        "Copyright: B\nLicense: GPLv3\nFiles: gpl.webp\n"
+    )
+    (tmp_path / "one.rcc").write_bytes(
+        qt_bundle(
+            "resource",
+            {
+                "README": (readme.encode(), False),
+                "free.webp": (free, False),
+                "copy.webp": (free, False),
+                "gpl.webp": (other, False),
+                "uncredited.webp": (other, False),
+            },
+        )
+    )
+    monkeypatch.setattr(
+        build_bundled, "GCOMPRIS", ("gcompris-qt-data", "apt-get install x", str(tmp_path), ["one.rcc"])
+    )
     credits = build_bundled.gcompris_photos()
     assert [photo.name for photo, _ in credits] == ["resource/free.webp"]
     assert credits[0][1]["Copyright"] == "A"
 
-    monkeypatch.setattr(build_bundled, "GCOMPRIS", ("gcompris-qt-data", "apt-get install x", str(tmp_path / "no"), ["one.rcc"]))
+    monkeypatch.setattr(
+        build_bundled, "GCOMPRIS", ("gcompris-qt-data", "apt-get install x", str(tmp_path / "no"), ["one.rcc"])
+    )
     assert build_bundled.gcompris_photos() == []
     assert "apt-get install x" in capsys.readouterr().err
 

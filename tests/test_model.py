@@ -1,4 +1,5 @@
 """model.py and training.py: architectures, saving, learning, resuming, distribution."""
+
 import collections
 import importlib.util
 import json
@@ -24,8 +25,18 @@ TINY = dict(width=8, blocks=1)
 
 
 def tiny_config(tiny_dataset, out, **settings):
-    defaults = dict(new=True, epochs=3, batch_size=8, patch=24, lr=3e-3, precision="float32", out=out,
-                    history=out.with_name("history.csv"), data=(str(tiny_dataset),), **TINY)
+    defaults = dict(
+        new=True,
+        epochs=3,
+        batch_size=8,
+        patch=24,
+        lr=3e-3,
+        precision="float32",
+        out=out,
+        history=out.with_name("history.csv"),
+        data=(str(tiny_dataset),),
+        **TINY,
+    )
     return training.Config(**{**defaults, **settings})
 
 
@@ -53,8 +64,18 @@ def test_seed_architecture_maps_64_to_128():
     seed = model.build_model("seed")
     assert seed.input_shape == (None, 64, 64, 1) and seed.output_shape == (None, 128, 128, 1)
     assert [type(layer).__name__ for layer in seed.layers] == [
-        "Conv2D", "Conv2D", "Conv2D", "Dropout", "Conv2DTranspose", "Conv2DTranspose", "Conv2DTranspose",
-        "Dropout", "Flatten", "Dense", "Reshape"]
+        "Conv2D",
+        "Conv2D",
+        "Conv2D",
+        "Dropout",
+        "Conv2DTranspose",
+        "Conv2DTranspose",
+        "Conv2DTranspose",
+        "Dropout",
+        "Flatten",
+        "Dense",
+        "Reshape",
+    ]
     assert seed.count_params() > 80e6  # the Dense layer alone: 72*72 x 128*128 weights
     assert seed.predict_on_batch(np.zeros((1, 64, 64, 1), np.float32)).shape == (1, 128, 128, 1)
 
@@ -77,8 +98,9 @@ def test_h5_round_trip_gives_identical_outputs(tmp_path):
 def test_grown_model_computes_the_same_and_then_learns(tiny_dataset, tmp_path):
     small = model.build_model(**TINY)
     for layer in small.layers:  # non-zero weights everywhere, so that a wrong copy shows
-        layer.set_weights([w + 0.01 * np.sign(w + 1) for w in layer.get_weights()] if layer.name != "bicubic"
-                          else layer.get_weights())
+        layer.set_weights(
+            [w + 0.01 * np.sign(w + 1) for w in layer.get_weights()] if layer.name != "bicubic" else layer.get_weights()
+        )
     x = dp.to_luma(natural_image(30, 50))[None]
     blocks = TINY["blocks"]
     for width, more_blocks in ((12, blocks), (8, blocks + 2), (12, blocks + 1)):
@@ -90,8 +112,15 @@ def test_grown_model_computes_the_same_and_then_learns(tiny_dataset, tmp_path):
     other = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(4, 3, padding="same")])
     assert model.grow(other, 12, blocks + 1) is other  # a continued seed network is not grown
     training.save_model(small, tmp_path / "small.h5")
-    config = tiny_config(tiny_dataset, tmp_path / "grown.h5", new=False, model=tmp_path / "small.h5", width=12,
-                         blocks=blocks + 1, epochs=1)
+    config = tiny_config(
+        tiny_dataset,
+        tmp_path / "grown.h5",
+        new=False,
+        model=tmp_path / "small.h5",
+        width=12,
+        blocks=blocks + 1,
+        epochs=1,
+    )
     training.run(config)
     grown = model.load_model(tmp_path / "grown.h5")
     assert grown.get_layer("head").filters == 12 and grown.get_layer(f"block{blocks + 1}_conv2") is not None
@@ -179,19 +208,46 @@ def test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume(tiny_d
     out = tmp_path / "out"
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     training.save_model(model.build_model(**TINY), tmp_path / "start.h5")  # continued, as the issue's command does
-    args = ["--model", str(tmp_path / "start.h5"), "--strategy", "multiworker", "--images", str(tmp_path / "photos"),
-            "--epochs", "3", "--steps-per-epoch", "4", "--backup-every", "3", "--out", str(out / "m.h5"),
-            "--data", str(tiny_dataset), "--batch-size", "8", "--patch", "24", "--precision", "float32"]
+    args = [
+        "--model",
+        str(tmp_path / "start.h5"),
+        "--strategy",
+        "multiworker",
+        "--images",
+        str(tmp_path / "photos"),
+        "--epochs",
+        "3",
+        "--steps-per-epoch",
+        "4",
+        "--backup-every",
+        "3",
+        "--out",
+        str(out / "m.h5"),
+        "--data",
+        str(tiny_dataset),
+        "--batch-size",
+        "8",
+        "--patch",
+        "24",
+        "--precision",
+        "float32",
+    ]
 
     def run_workers(command):
         workers = []
         for index in range(2):
             (tmp_path / f"tmp{index}").mkdir(exist_ok=True)
-            env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker",
-                                                                                       "index": index}}),
-                   "TMPDIR": str(tmp_path / f"tmp{index}"), "KILL_AT_STEP": "10"}
-            workers.append(subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                            stderr=subprocess.PIPE, text=True))
+            env = {
+                **os.environ,
+                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+                "TMPDIR": str(tmp_path / f"tmp{index}"),
+                "KILL_AT_STEP": "10",
+            }
+            workers.append(
+                subprocess.Popen(
+                    command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                )
+            )
         return [(worker.wait(timeout=240), *worker.communicate()) for worker in workers]
 
     killed = run_workers([sys.executable, "-c", KILLED_CHILD, str(REPO), *args])
@@ -232,8 +288,18 @@ def test_streamed_tiles_take_the_same_memory_from_ten_times_the_files(tmp_path):
         (tmp_path / str(count)).mkdir()
         for index in range(count):
             iio.imwrite(tmp_path / str(count) / f"{index}.png", np.roll(image, 7 * index, axis=1))
-    peaks = [int(subprocess.run([sys.executable, "-c", STREAM_RSS, str(tmp_path / str(count))], cwd=REPO, check=True,
-                                capture_output=True, text=True).stdout.split()[-1]) for count in (4, 40)]
+    peaks = [
+        int(
+            subprocess.run(
+                [sys.executable, "-c", STREAM_RSS, str(tmp_path / str(count))],
+                cwd=REPO,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.split()[-1]
+        )
+        for count in (4, 40)
+    ]
     assert peaks[1] <= 1.3 * peaks[0], peaks
 
 
@@ -241,17 +307,49 @@ def test_training_cli_continues_a_model_and_keeps_the_better_one(tiny_dataset, t
     net = model.build_model(**TINY)
     training.save_model(net, tmp_path / "m.h5")
     before = (tmp_path / "m.h5").stat().st_mtime_ns
-    training.main(["--model", str(tmp_path / "m.h5"), "--data", str(tiny_dataset), "--epochs", "2",
-                   "--batch-size", "8", "--patch", "24", "--precision", "float32",
-                   "--history", str(tmp_path / "h.csv")])
+    training.main(
+        [
+            "--model",
+            str(tmp_path / "m.h5"),
+            "--data",
+            str(tiny_dataset),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--patch",
+            "24",
+            "--precision",
+            "float32",
+            "--history",
+            str(tmp_path / "h.csv"),
+        ]
+    )
     assert (tmp_path / "m.h5").stat().st_mtime_ns != before  # better than the untrained start, so replaced
     assert len((tmp_path / "h.csv").read_text().splitlines()) == 3
     # Continuing never replaces a model by a worse one: with a learning rate of zero no epoch can
     # beat the starting point, so the file stays as it was.
     before = (tmp_path / "m.h5").read_bytes()
-    training.main(["--model", str(tmp_path / "m.h5"), "--data", str(tiny_dataset), "--epochs", "1", "--lr", "0",
-                   "--batch-size", "8", "--patch", "24", "--precision", "float32",
-                   "--history", str(tmp_path / "h.csv")])
+    training.main(
+        [
+            "--model",
+            str(tmp_path / "m.h5"),
+            "--data",
+            str(tiny_dataset),
+            "--epochs",
+            "1",
+            "--lr",
+            "0",
+            "--batch-size",
+            "8",
+            "--patch",
+            "24",
+            "--precision",
+            "float32",
+            "--history",
+            str(tmp_path / "h.csv"),
+        ]
+    )
     assert (tmp_path / "m.h5").read_bytes() == before
 
 
@@ -279,30 +377,63 @@ def test_resume_after_sigkill_ends_as_an_uninterrupted_run(backend, tiny_dataset
     """Killed with SIGKILL at step 21 (mid-epoch: 6 steps an epoch) and started again with the same
     command, training goes on from its last backup (weights, optimizer, step 20) on the batches it
     would have seen, and ends with the model an uninterrupted run makes."""
-    args = ["--new", "--width", "8", "--blocks", "1", "--epochs", "6", "--batch-size", "8", "--patch", "24",
-            "--data", str(tiny_dataset), "--backup-every", "4", "--precision", "float32"]
+    args = [
+        "--new",
+        "--width",
+        "8",
+        "--blocks",
+        "1",
+        "--epochs",
+        "6",
+        "--batch-size",
+        "8",
+        "--patch",
+        "24",
+        "--data",
+        str(tiny_dataset),
+        "--backup-every",
+        "4",
+        "--precision",
+        "float32",
+    ]
     out = tmp_path / "m.h5"
     env = {**os.environ, "KERAS_BACKEND": backend, "KILL_AT_STEP": "21"}
-    first = subprocess.run([sys.executable, "-c", KILLED_CHILD, str(REPO), *args, "--out", str(out)],
-                           capture_output=True, text=True, env=env, timeout=300)
+    first = subprocess.run(
+        [sys.executable, "-c", KILLED_CHILD, str(REPO), *args, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert first.returncode == -signal.SIGKILL, first.stdout + first.stderr
     state_file = tmp_path / ".m.h5.resume" / "state.json"
     assert json.loads(state_file.read_text())["step"] == 20
     assert model.load_model(out)  # the best model on disk is whole, whenever the kill came
-    second = subprocess.run([sys.executable, str(REPO / "model.py"), *args[1:], "--out", str(out)],
-                            capture_output=True, text=True, env=env, timeout=300)
+    second = subprocess.run(
+        [sys.executable, str(REPO / "model.py"), *args[1:], "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert second.returncode == 0, second.stdout + second.stderr
     assert f"resuming {out} at epoch 4, step 20" in second.stdout
     assert second.stdout.startswith(f"Keras {keras.__version__}, {backend} backend, computing on the cpu")
     epochs = [int(line.split(",")[0]) for line in (tmp_path / "history_m.csv").read_text().splitlines()[1:]]
     assert epochs == list(range(6))  # the log goes on where it stopped, not from scratch
     assert not state_file.parent.exists()
-    whole = subprocess.run([sys.executable, str(REPO / "model.py"), *args[1:], "--out", str(tmp_path / "w.h5")],
-                           capture_output=True, text=True, env=env, timeout=300)
+    whole = subprocess.run(
+        [sys.executable, str(REPO / "model.py"), *args[1:], "--out", str(tmp_path / "w.h5")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert whole.returncode == 0, whole.stdout + whole.stderr
     lr = dp.to_luma(natural_image(40, 40))[None]
-    resumed, uninterrupted = (model.upscale(model.load_model(path), lr, precision="float32") for path in
-                              (out, tmp_path / "w.h5"))
+    resumed, uninterrupted = (
+        model.upscale(model.load_model(path), lr, precision="float32") for path in (out, tmp_path / "w.h5")
+    )
     np.testing.assert_allclose(resumed, uninterrupted, atol=2e-4)
 
 
@@ -415,7 +546,7 @@ def test_qualities_flag_sets_the_training_and_validation_range(capsys):
         assert exit_info.value.code == 2
         assert f"error: --qualities: LOW <= HIGH, both in 1-100, got ({bad[0]}, {bad[1]})" in capsys.readouterr().err
     _, _, x_test, _ = dp.load_dataset()
-    tiles = x_test[:len(dp.VALIDATION_QUALITIES)]
+    tiles = x_test[: len(dp.VALIDATION_QUALITIES)]
     kinds = [None, 50, 60, 75, 90]  # of VALIDATION_QUALITIES, those in 50-95, in turn
     validation = dp.compressed_validation(tiles, qualities=(50, 95))
     for tile, lr, kind in zip(tiles, validation, kinds * 2):
@@ -441,8 +572,11 @@ def test_compressed_degradation_mixes_clean_jpeg_and_h264_tiles(tmp_path):
         training.parse_config(["--shares", "0.6", "0.5"])
     assert exit_info.value.code == 2
     code, message = run_training(["--images", str(tmp_path), "--degradation", "compressed"])
-    assert (code, message) == (1, "error: --degradation compressed needs the .npz pairs (their H.264 versions are "
-                                  "encoded before training); use --degradation jpeg with --images")
+    assert (code, message) == (
+        1,
+        "error: --degradation compressed needs the .npz pairs (their H.264 versions are "
+        "encoded before training); use --degradation jpeg with --images",
+    )
 
 
 def run_training(argv):
@@ -453,6 +587,7 @@ def run_training(argv):
 
 def test_onnx_export_computes_what_keras_does(tmp_path):
     import onnxruntime
+
     net = model.load_model(model.DEFAULT_MODEL)
     model.main(["--export", "onnx", "--out", str(tmp_path / "model.onnx")])
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]

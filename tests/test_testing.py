@@ -1,4 +1,5 @@
 """testing.py: metrics, the benchmark protocol (clean and JPEG), the colour path, users' files, the default run."""
+
 import concurrent.futures
 import csv
 import subprocess
@@ -28,16 +29,23 @@ def large_photo_run(tmp_path_factory):
     first test starts, so that its ~20 s overlap with the other tests; (output folder, peak MB)."""
     folder = tmp_path_factory.mktemp("large")
     iio.imwrite(folder / "large.png", np.tile((natural_image(512, 768, 7) * 255).astype(np.uint8), (4, 4, 1)))
-    command = [sys.executable, str(REPO / "testing.py"), "--upscale", str(folder / "large.png"), "--out",
-               str(folder / "out")]
+    command = [
+        sys.executable,
+        str(REPO / "testing.py"),
+        "--upscale",
+        str(folder / "large.png"),
+        "--out",
+        str(folder / "out"),
+    ]
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         yield pool.submit(lambda: (folder / "out", peak_rss_mb(command)))
 
 
 def run_cli(*args):
     """(exit code, stderr lines) of testing.py run as a user runs it."""
-    result = subprocess.run([sys.executable, str(REPO / "testing.py"), *map(str, args)], capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "testing.py"), *map(str, args)], capture_output=True, text=True, timeout=300
+    )
     return result.returncode, result.stderr.strip().splitlines()
 
 
@@ -92,8 +100,10 @@ def test_bad_benchmark_arguments_are_one_line_errors(tmp_path, capsys):
     code, lines = run_cli("--benchmark", tmp_path, "--jpeg", "0", "75")
     assert (code, lines[-1]) == (1, "error: --jpeg: qualities must be in 1-100, got 0 75")
     assert not any("Traceback" in line for line in lines)
-    for args, message in [(["--benchmark", "nowhere", "--jpeg", "75"], "nowhere: no such folder"),
-                          (["--benchmark", str(tmp_path), "--jpeg", "101"], "--jpeg: qualities must be in 1-100, got 101")]:
+    for args, message in [
+        (["--benchmark", "nowhere", "--jpeg", "75"], "nowhere: no such folder"),
+        (["--benchmark", str(tmp_path), "--jpeg", "101"], "--jpeg: qualities must be in 1-100, got 101"),
+    ]:
         code, err = run_main(testing.main, args, capsys)
         assert (code, err.strip().splitlines()[-1]) == (1, f"error: {message}")
 
@@ -140,9 +150,13 @@ def test_each_file_gets_the_model_for_its_type(tmp_path, capsys):
     rgb.save(tmp_path / "scan.png")
     models = {"model": "clean", "model_compressed": "compressed"}
     assert testing.choose_model(tmp_path / "photo.jpg", models, None) == (
-        "compressed", f"{tmp_path / 'photo.jpg'}: JPEG, quality ~72 -> compressed-input model")
+        "compressed",
+        f"{tmp_path / 'photo.jpg'}: JPEG, quality ~72 -> compressed-input model",
+    )
     assert testing.choose_model(tmp_path / "scan.png", models, None) == (
-        "clean", f"{tmp_path / 'scan.png'}: PNG -> model.h5 (clean input)")
+        "clean",
+        f"{tmp_path / 'scan.png'}: PNG -> model.h5 (clean input)",
+    )
     assert testing.choose_model(tmp_path / "photo.jpg", {"override": "mine"}, "mine.h5")[0] == "mine"
     for quality in (35, 90):  # the estimate from the quantization tables is the quality it was saved at
         rgb.save(tmp_path / "q.jpg", quality=quality)

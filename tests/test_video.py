@@ -1,4 +1,5 @@
 """testing_video.py: both modes on generated videos, odd sizes, sound, bad input."""
+
 import warnings
 
 import imageio_ffmpeg
@@ -64,8 +65,9 @@ def test_bad_videos_fail_cleanly(tmp_path, capsys, case):
     elif case == "no frames":
         make_video(tmp_path / "bad.mp4", 64, 48, frames=0)
     for mode in ["experiment", "upscale"]:
-        code, err = run_main(testing_video.main, ["--video", str(path), "--out", str(tmp_path / "out"),
-                                                  "--mode", mode], capsys)
+        code, err = run_main(
+            testing_video.main, ["--video", str(path), "--out", str(tmp_path / "out"), "--mode", mode], capsys
+        )
         assert code != 0 and err.strip().splitlines()[-1].startswith("error: ")
         assert "bad.mp4" in err.strip().splitlines()[-1]
         assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
@@ -91,7 +93,9 @@ def test_upscale_streams_frames(tmp_path, monkeypatch):
 
     monkeypatch.setattr(testing_video, "read_video", counting_reader)
     monkeypatch.setattr(testing_video.VideoWriter, "write", counting_write)
-    testing_video.main(["--video", str(video), "--out", str(tmp_path / "out"), "--mode", "upscale", "--batch-size", "8"])
+    testing_video.main(
+        ["--video", str(video), "--out", str(tmp_path / "out"), "--mode", "upscale", "--batch-size", "8"]
+    )
     assert sum(written) == 40 and max(held) <= 8
     assert frames_and_size(tmp_path / "out" / "output_video.mp4") == (40, (128, 96))
 
@@ -138,6 +142,7 @@ def test_video_track_measures_the_decoded_output(tmp_path, capsys):
 
 def model_for_track():
     import model
+
     return model.load_model(model.COMPRESSED_MODEL)
 
 
@@ -160,7 +165,14 @@ def test_an_unwritable_output_folder_is_a_one_line_error(tmp_path, capsys):
     other exception, the PermissionError traceback of old, would fail the test instead)."""
     video = make_video(tmp_path / "clip.mp4", 32, 32, frames=2)
     (tmp_path / "file").write_text("a file where a folder should be")
-    code, err = run_main(testing_video.main, ["--video", str(video), "--mode", "upscale",
-                                              "--out", str(tmp_path / "file" / "out")], capsys)
+    code, err = run_main(
+        testing_video.main,
+        ["--video", str(video), "--mode", "upscale", "--out", str(tmp_path / "file" / "out")],
+        capsys,
+    )
     assert code == 1
-    assert err.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'file' / 'out' / 'output_video.mp4'}: cannot write")
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith(f"error: {tmp_path / 'file' / 'out' / 'output_video.mp4'}: cannot write")
+    )

@@ -1,16 +1,17 @@
 """Each model on the bundled test split, per kind of input. Run by hand:
-python tests/benchmark_compressed.py [MODEL.h5 ...]
+python tests/benchmarks/compressed.py [MODEL.h5 ...]
 
 Every one of the 308 test tiles is given clean, JPEG'd (jpeg_luma) at 30, 50, 75 and 90, and
 H.264-encoded (h264_luma) at CRF 23, 28 and 33; prints a Markdown table of the mean Y-PSNR (dB,
 no border cropped, as training's validation) of bicubic and of each model. The test split
 chooses, never Set5 or Set14 (README).
 """
+
 import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np  # noqa: E402
 
@@ -32,19 +33,37 @@ def inputs(x):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="*", type=Path, default=[model.DEFAULT_MODEL, model.COMPRESSED_MODEL],
-                        help="models to compare (default: model.h5 and results/model_compressed.h5)")
+    parser.add_argument(
+        "models",
+        nargs="*",
+        type=Path,
+        default=[model.DEFAULT_MODEL, model.COMPRESSED_MODEL],
+        help="models to compare (default: model.h5 and results/model_compressed.h5)",
+    )
     args = parser.parse_args()
     _, _, x_test, y_test = dp.load_dataset()
     kinds = inputs(x_test)
-    rows = {"bicubic": {name: np.mean(training.psnr(y_test, model.interpolate(lr, "bicubic")))
-                        for name, lr in kinds.items()}}
+    rows = {
+        "bicubic": {
+            name: np.mean(model.keras.ops.convert_to_numpy(training.psnr(y_test, model.interpolate(lr, "bicubic"))))
+            for name, lr in kinds.items()
+        }
+    }
     for path in args.models:
         net = model.load_model(path)
-        rows[str(path)] = {name: np.mean(training.psnr(y_test, model.upscale(net, lr, precision="float32")))
-                           for name, lr in kinds.items()}
-    print("\n".join(dp.markdown_table(["method", *kinds], [[name, *(f"{v:.2f}" for v in row.values())]
-                                                           for name, row in rows.items()])))
+        rows[str(path)] = {
+            name: np.mean(
+                model.keras.ops.convert_to_numpy(training.psnr(y_test, model.upscale(net, lr, precision="float32")))
+            )
+            for name, lr in kinds.items()
+        }
+    print(
+        "\n".join(
+            dp.markdown_table(
+                ["method", *kinds], [[name, *(f"{v:.2f}" for v in row.values())] for name, row in rows.items()]
+            )
+        )
+    )
 
 
 if __name__ == "__main__":

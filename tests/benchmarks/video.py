@@ -1,15 +1,16 @@
-"""How much does video I/O cost? Run by hand: python tests/benchmark_video.py [--video FILE]
+"""How much does video I/O cost? Run by hand: python tests/benchmarks/video.py [--video FILE]
 
 Upscales a video end to end (decode, upscale, encode, mux) in `--mode upscale`, then runs the
 model alone on the same frames already in memory, and prints both rates and the I/O overhead.
 """
+
 import argparse
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np  # noqa: E402
 
@@ -32,7 +33,7 @@ def main():
         end_to_end = time.perf_counter() - start
     start = time.perf_counter()
     for first in range(0, len(frames), args.batch_size):
-        model.upscale_color(net, frames[first:first + args.batch_size])
+        model.upscale_color(net, frames[first : first + args.batch_size])
     inference = time.perf_counter() - start
     print(f"{args.video.name}: {count} frames of {frames.shape[2]}x{frames.shape[1]}")
     print(f"end to end (decode + upscale + encode + mux): {count / end_to_end:.1f} frames/s")

@@ -1,16 +1,17 @@
-"""Which loss trains best? Run by hand: python tests/benchmark_loss.py [--epochs N] [--threads T]
+"""Which loss trains best? Run by hand: python tests/benchmarks/loss.py [--epochs N] [--threads T]
 
 Trains the same small residual network (same seed, data, schedule and number of steps) with each
 loss and prints the best validation PSNR on the bundled test split. The default loss of
 training.py was chosen with it (README, "Choices measured").
 """
+
 import argparse
 import dataclasses
 import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import tensorflow as tf  # noqa: E402
 
@@ -30,9 +31,19 @@ def main():
     results = {}
     for loss in training.LOSSES:
         with tempfile.TemporaryDirectory() as folder:
-            fit = training.run(dataclasses.replace(
-                training.FIRST_RUN, width=args.width, blocks=args.blocks, epochs=args.epochs, patience=args.epochs,
-                loss=loss, seed=0, out=Path(folder) / "m.h5", history=Path(folder) / "history.csv"))
+            fit = training.run(
+                dataclasses.replace(
+                    training.FIRST_RUN,
+                    width=args.width,
+                    blocks=args.blocks,
+                    epochs=args.epochs,
+                    patience=args.epochs,
+                    loss=loss,
+                    seed=0,
+                    out=Path(folder) / "m.h5",
+                    history=Path(folder) / "history.csv",
+                )
+            )
         results[loss] = max(fit.history["val_psnr"])
         print(f"{loss:12s} best validation PSNR {results[loss]:.3f} dB", flush=True)
     print(f"best loss: {max(results, key=results.get)}")
