@@ -150,10 +150,10 @@ def other_runtimes(net, folder):
         print("LiteRT: not installed")
     except Exception as error:  # the converter raises its own types
         unsupported = sorted(set(re.findall(r"'(tf\.\w+)' op is neither a custom op nor a flex op", str(error))))
-        print(
-            f"LiteRT: cannot convert the model ({type(error).__name__}: "
-            f"{', '.join(unsupported) + ' needs TensorFlow ops (flex) that ai-edge-litert lacks' if unsupported else ''})"
+        missing = (
+            ", ".join(unsupported) + " needs TensorFlow ops (flex) that ai-edge-litert lacks" if unsupported else ""
         )
+        print(f"LiteRT: cannot convert the model ({type(error).__name__}: {missing})")
     return runtimes
 
 
