@@ -17,9 +17,12 @@ track: the protocol's video track on the HR video: LR frames by degrade(), encod
 
 import argparse
 import itertools
+import json
+import shutil
 import subprocess
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -39,6 +42,7 @@ from data_preparation import (
     read_video,
     to_luma,
     video_info,
+    write_bytes,
 )
 from model import (
     COMPRESSED_MODEL,
@@ -69,11 +73,11 @@ def batches(frames, size):
 
 class VideoWriter:
     """Frames in [0, 1], (N, H, W, 1 or 3), into an H.264 .mp4 (yuv420p, exact colour conversion).
-    The file appears only when the writer closes without error (atomic_output); `audio_from`
-    adds that file's audio; `sar` keeps a non-square pixel shape ("128:117")."""
+    The file appears only when the writer closes without error (atomic_output); `sar` keeps a
+    non-square pixel shape ("128:117")."""
 
-    def __init__(self, path, width, height, fps, grey=False, audio_from=None, crf=DEFAULT_CRF, sar="1:1"):
-        self.path, self.audio_from = Path(path), audio_from
+    def __init__(self, path, width, height, fps, grey=False, crf=DEFAULT_CRF, sar="1:1"):
+        self.path = Path(path)
         self.output = atomic_output(self.path)
         self.partial = self.output.__enter__()
         try:
@@ -102,42 +106,29 @@ class VideoWriter:
     def __exit__(self, error_type, error, traceback):
         try:
             self.writer.close()
-            if error_type is None and self.audio_from is not None:
-                self.add_audio()
         except BaseException as failure:  # the partial file goes, the failure is reported
             self.output.__exit__(type(failure), failure, failure.__traceback__)
             raise
         return self.output.__exit__(error_type, error, traceback)
 
-    def add_audio(self):
-        """Mux the source's audio stream (if it has one: `1:a?`), copied; re-encoded to AAC only
-        where the .mp4 container cannot hold the original codec."""
-        muxed = self.partial.with_name(f"{self.partial.stem}.audio.mp4")
-        for audio_codec in ("copy", "aac"):
-            command = [
-                imageio_ffmpeg.get_ffmpeg_exe(),
-                "-y",
-                "-loglevel",
-                "error",
-                "-i",
-                str(self.partial),
-                "-i",
-                str(self.audio_from),
-                "-map",
-                "0:v:0",
-                "-map",
-                "1:a:0?",
-                "-c:v",
-                "copy",
-                "-c:a",
-                audio_codec,
-                str(muxed),
-            ]
-            if subprocess.run(command, capture_output=True).returncode == 0:
-                muxed.replace(self.partial)
-                return
-        muxed.unlink(missing_ok=True)
-        raise DataError(f"{self.audio_from}: its audio could not be copied")
+
+def join(segments, audio_from, target):
+    """The segment files one after the other (copied, not re-encoded) into `target`, with the audio
+    stream of `audio_from` if it has one (`1:a?`): copied, or re-encoded to AAC only where the
+    .mp4 container cannot hold its codec. Written whole or not at all."""
+    listing = target.with_name(f".{target.name}.segments.txt")
+    listing.write_text("".join(f"file '{segment.resolve()}'\n" for segment in segments))
+    try:
+        with atomic_output(target) as temporary:
+            for audio_codec in ("copy", "aac"):
+                command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "concat", "-safe", "0",
+                           "-i", str(listing), "-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0?",
+                           "-c:v", "copy", "-c:a", audio_codec, str(temporary)]  # fmt: skip
+                if subprocess.run(command, capture_output=True).returncode == 0:
+                    return
+            raise DataError(f"{audio_from}: its audio could not be copied")
+    finally:
+        listing.unlink(missing_ok=True)
 
 
 def label_band(width, height=32):
@@ -197,22 +188,80 @@ def experiment(model, video, out, frame_number=60, batch_size=32, crf=DEFAULT_CR
     return means
 
 
-def upscale_video(model, video, out, batch_size=8, crf=DEFAULT_CRF, precision="auto"):
-    """2x the video as it is, in colour, at its frame rate and pixel aspect ratio, with its audio."""
+FRAME_PIXELS = 2_100_000  # input pixels upscaled at once (one 1080p frame): memory follows, not the frame count
+SEGMENT_FRAMES = 50  # frames of each resumable piece of --mode upscale's output
+
+
+def frames_at_once(width, height, limit):
+    """How many frames of this size go through the network together: at most `limit`, fewer the
+    larger they are (one 4K frame alone), so that memory is bounded whatever the resolution."""
+    return max(1, min(limit, FRAME_PIXELS // (width * height)))
+
+
+class Segments:
+    """The finished segments of one --mode upscale run, in a folder beside the output: a run that
+    is stopped keeps them, and the same command started again goes on after the last one. They
+    belong to one `recipe` (the source file, the model's weights, the settings); another starts over."""
+
+    def __init__(self, target, recipe):
+        self.folder = target.with_name(f".{target.name}.segments")
+        manifest = self.folder / "recipe.json"
+        if manifest.is_file() and json.loads(manifest.read_text()) != recipe:
+            shutil.rmtree(self.folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DataError(f"{target}: cannot write ({error.strerror})") from None
+        write_bytes(manifest, json.dumps(recipe).encode())
+
+    def done(self):
+        return sorted(self.folder.glob("segment*.mp4"))
+
+    def path(self, index):
+        return self.folder / f"segment{index:05d}.mp4"
+
+    def remove(self):
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def recipe(model, video, crf, precision):
+    """What makes a run's output: the source file (path, size, time), the model's weights, the settings."""
+    stat = Path(video).stat()
+    weights = zlib.crc32(b"".join(np.asarray(w, np.float32).tobytes() for w in model.get_weights()))
+    return {"video": str(Path(video).resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            "weights_crc32": weights, "crf": crf, "precision": precision, "segment_frames": SEGMENT_FRAMES}  # fmt: skip
+
+
+def upscale_video(model, video, out, batch_size=32, crf=DEFAULT_CRF, precision="auto"):
+    """2x the video as it is, in colour, at its frame rate and pixel aspect ratio, with its audio;
+    in segments of SEGMENT_FRAMES, so that a stopped run continues where it was."""
     info = video_info(video)
     width, height = info["size"]
-    count = 0
     target = Path(out) / "output_video.mp4"
-    with (
-        VideoWriter(target, 2 * width, 2 * height, info["fps"], audio_from=video, crf=crf, sar=info["sar"]) as writer,
-        tqdm(desc=Path(video).name, unit="frame") as progress,
-    ):
-        for frames in batches(read_video(video), batch_size):
-            writer.write(upscale_color(model, frames, precision=precision))
-            count += len(frames)
-            progress.update(len(frames))
-        if count == 0:
-            raise DataError(f"{video}: the video has no frames")
+    segments = Segments(target, recipe(model, video, crf, precision))
+    done, total = len(segments.done()), imageio_ffmpeg.count_frames_and_secs(str(video))[0]
+    frames = itertools.islice(read_video(video), done * SEGMENT_FRAMES, None)  # decoded, not upscaled again
+    at_once = frames_at_once(width, height, batch_size)
+    with tqdm(total=total, initial=min(total, done * SEGMENT_FRAMES), desc=Path(video).name, unit="frame") as bar:
+        if done:
+            tqdm.write(f"{done * SEGMENT_FRAMES} frames upscaled before: going on from there")
+        for index in itertools.count(done):
+            segment = itertools.islice(frames, SEGMENT_FRAMES)
+            first = next(segment, None)
+            if first is None:
+                break
+            with VideoWriter(
+                segments.path(index), 2 * width, 2 * height, info["fps"], crf=crf, sar=info["sar"]
+            ) as writer:
+                for chunk in batches(itertools.chain([first], segment), at_once):
+                    writer.write(upscale_color(model, chunk, precision=precision))
+                    bar.update(len(chunk))
+    if not segments.done():
+        segments.remove()
+        raise DataError(f"{video}: the video has no frames")
+    join(segments.done(), video, target)
+    count = bar.n
+    segments.remove()
     print(f"{target}: {count} frames at {2 * width}x{2 * height}, {info['fps']} fps")
     return count
 
@@ -274,7 +323,12 @@ def main(argv=None):
         help=f"libx264 CRF of the written videos (default: {DEFAULT_CRF}); track: of the LR (default: 28)",
     )
     parser.add_argument("--frame", type=int, default=60, help="experiment: the frame shown in frame.png (default: 60)")
-    parser.add_argument("--batch-size", type=int, default=32, help="frames upscaled at once (default: 32)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        help="frames upscaled at once, at most: fewer when they are large (default: 32)",
+    )
     parser.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -301,6 +355,10 @@ def main(argv=None):
             video_track(model, args.video, 28 if args.crf is None else args.crf, args.batch_size, args.precision)
     except DataError as error:
         sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        kept = "; the finished segments are kept: run the same command again to go on" if args.mode == "upscale" else ""
+        print(f"\ninterrupted{kept}", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

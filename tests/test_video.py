@@ -86,7 +86,7 @@ def test_upscale_streams_frames(tmp_path, monkeypatch):
             yield frame
 
     def counting_write(self, frames):
-        if self.path.name == "output_video.mp4":
+        if self.path.name.startswith("segment"):  # output_video.mp4 is written in segments
             held.append(len(read) - sum(written))
             written.append(len(frames))
         write(self, frames)
@@ -120,6 +120,52 @@ def test_h264_luma_is_libx264s_round_trip_of_the_y_plane():
     lossy = dp.h264_luma(frames, 28)
     assert lossy.shape == frames.shape and lossy.dtype == np.float32
     assert 2 / 255 < np.sqrt(np.mean((lossy - frames) ** 2)) < 12 / 255
+
+
+def test_the_batch_follows_the_frame_size():
+    """Frames go through the network a few at a time, fewer the larger they are: one 1080p or 4K
+    frame at a time, so memory is bounded whatever the resolution."""
+    assert testing_video.frames_at_once(64, 48, 32) == 32
+    assert testing_video.frames_at_once(960, 540, 32) == 4
+    assert testing_video.frames_at_once(1920, 1080, 32) == testing_video.frames_at_once(3840, 2160, 32) == 1
+
+
+def test_an_interrupted_upscale_goes_on_from_its_last_segment(tmp_path, monkeypatch, capsys):
+    """Ctrl-C in the third segment: one line says how to go on, nothing is left at the output path;
+    the same command again upscales only the frames after the two finished segments and ends with
+    the video an uninterrupted run writes (frames, size, rate, aspect, sound)."""
+    monkeypatch.setattr(testing_video, "SEGMENT_FRAMES", 10)
+    video = make_video(tmp_path / "clip.mp4", 64, 48, frames=27, audio=True, sar="128/117")
+    upscaled, interrupt_after, real_upscale = [], [24], testing_video.upscale_color
+
+    def upscale_then_ctrl_c(model, frames, **options):
+        if interrupt_after and sum(upscaled) >= interrupt_after[0]:
+            raise KeyboardInterrupt
+        upscaled.append(len(frames))
+        return real_upscale(model, frames, **options)
+
+    monkeypatch.setattr(testing_video, "upscale_color", upscale_then_ctrl_c)
+    command = ["--video", str(video), "--out", str(tmp_path / "out"), "--mode", "upscale", "--batch-size", "4"]
+    code, err = run_main(testing_video.main, command, capsys)
+    assert (code, err.strip().splitlines()[-1]) == (
+        130,
+        "interrupted; the finished segments are kept: run the same command again to go on",
+    )
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".output_video.mp4.segments"]
+    upscaled.clear()
+    interrupt_after.clear()
+    testing_video.main(command)
+    assert sum(upscaled) == 7  # frames 20-26: the two finished segments are not upscaled again
+    assert "20 frames upscaled before: going on from there" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["output_video.mp4"]
+    testing_video.main([*command[:3], str(tmp_path / "whole"), *command[4:]])
+    resumed, whole = tmp_path / "out" / "output_video.mp4", tmp_path / "whole" / "output_video.mp4"
+    assert frames_and_size(resumed) == frames_and_size(whole) == (27, (128, 96))
+    assert dp.video_info(resumed)["sar"] == dp.video_info(whole)["sar"] != "1:1"
+    assert dp.video_info(resumed)["fps"] == pytest.approx(10)
+    assert ffprobe_streams(resumed) == ffprobe_streams(whole) and "Audio" in ffprobe_streams(resumed)[-1]
+    for ours, theirs in zip(dp.read_video(resumed), dp.read_video(whole)):
+        assert np.mean((ours - theirs) ** 2) <= 1e-4  # >= 40 dB: the same frames, encoded the same way
 
 
 def test_upscale_keeps_the_pixel_aspect_ratio_and_uses_the_compressed_model(tmp_path, capsys):
