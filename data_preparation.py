@@ -112,6 +112,15 @@ def quiet_stderr():
         os.close(saved)
 
 
+def output_folder(path, folder=None):
+    """Make `folder` (default: the folder of the file `path`) if need be, before any work is done;
+    a DataError naming `path`, what the user gave, if it cannot be."""
+    try:
+        Path(folder or Path(path).parent).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"{path}: cannot write ({error.strerror or error})") from None
+
+
 def write_bytes(path, data):
     with atomic_output(path) as temporary:
         temporary.write_bytes(data)
@@ -759,8 +768,8 @@ def main(argv=None):
             sys.exit(subprocess.run([sys.executable, str(DATA_DIR / "build_bundled.py")]).returncode)
         if not args.out:
             parser.error("--out FILE.npz is required with --images or --video")
+        output_folder(args.out)
         try:
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             spill_folder = tempfile.TemporaryDirectory(prefix=".spill-", dir=Path(args.out).parent)
         except OSError as error:
             raise DataError(f"{args.out}: cannot write ({error.strerror})") from None

@@ -386,6 +386,24 @@ def upscale_color(model, images, self_ensemble=False, tile=TILE, precision="auto
     return np.concatenate([rgb, rest[..., 2:]], -1)
 
 
+STRIP = 256  # LR rows of a photo converted, upscaled and quantized at a time (upscale_image)
+
+
+def upscale_image(model, image, dtype=np.uint8, self_ensemble=False, precision="auto", rows=STRIP):
+    """upscale_color() of one (H, W, C) image as the integer pixels of `dtype` a file holds, `rows`
+    LR rows at a time with TILE_MARGIN rows of context (the result is the whole image's): memory is
+    the input, the output and one strip, so a 108 MP photo fits in a few GB."""
+    height, width, channels = image.shape
+    out = np.empty((SCALE * height, SCALE * width, channels), dtype)
+    full_scale = np.iinfo(dtype).max
+    for top in range(0, height, rows):
+        bottom = min(top + rows, height)
+        start, stop = max(0, top - TILE_MARGIN), min(height, bottom + TILE_MARGIN)
+        sr = upscale_color(model, image[None, start:stop], self_ensemble, precision=precision)[0]
+        out[SCALE * top : SCALE * bottom] = np.round(sr[SCALE * (top - start) : SCALE * (bottom - start)] * full_scale)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Export
 
@@ -418,6 +436,7 @@ def export_main(argv):
     print(backend_line())
     out = args.out or RESULTS / f"{args.model.stem}.onnx"
     try:
+        data_preparation.output_folder(out)
         export_onnx(load_model(args.model), out)
     except data_preparation.DataError as error:
         sys.exit(f"error: {error}")

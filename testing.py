@@ -39,6 +39,7 @@ from data_preparation import (
     load_dataset,
     markdown_table,
     modcrop,
+    output_folder,
     read_image,
     to_luma,
     warn,
@@ -55,7 +56,7 @@ from model import (
     load_model,
     load_models,
     upscale,
-    upscale_color,
+    upscale_image,
 )
 
 matplotlib.use("Agg")  # files, not windows, unless --show
@@ -440,8 +441,9 @@ def upscale_files(models, inputs, out, self_ensemble=False, precision="auto", ov
             if image is not None:
                 net, why = choose_model(source, models, override, described := describe(source))
                 tqdm.write(why)
-                sr = upscale_color(net, image[None], self_ensemble, precision=precision)[0]
-                writes.append(pool.submit(in_worker, write_png, source, target, sr, described))
+                dtype = np.uint16 if iio.improps(source).dtype == np.uint16 else np.uint8  # 16-bit stays 16-bit
+                pixels = upscale_image(net, image, dtype, self_ensemble, precision=precision)
+                writes.append(pool.submit(in_worker, write_png, source, target, pixels, described))
             while writes and writes[0].done():
                 written(writes.popleft())
         while writes:
@@ -449,16 +451,14 @@ def upscale_files(models, inputs, out, self_ensemble=False, precision="auto", ov
     return errors, len(jobs)
 
 
-def write_png(source, target, sr, described):
-    """sr as a PNG at `target` (16-bit if the source was), with the source's ICC profile and EXIF;
+def write_png(source, target, pixels, described):
+    """Integer `pixels` (H, W, C) as a PNG at `target`, with the source's ICC profile and EXIF;
     returns the line that says so."""
     _, _, icc, exif = described
-    sixteen_bit = iio.improps(source).dtype == np.uint16
-    pixels = np.round(sr * (65535 if sixteen_bit else 255)).astype(np.uint16 if sixteen_bit else np.uint8)
     metadata = {key: value for key, value in (("icc_profile", icc), ("exif", exif)) if value}
     with atomic_output(target) as temporary:
         iio.imwrite(temporary, pixels[..., 0] if pixels.shape[-1] == 1 else pixels, extension=".png", **metadata)
-    return f"{source} -> {target} ({sr.shape[1]}x{sr.shape[0]})"
+    return f"{source} -> {target} ({pixels.shape[1]}x{pixels.shape[0]})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -532,6 +532,8 @@ def main(argv=None):
         if missing:
             raise DataError(f"{missing[0]}: no such folder")
         models = {"override": load_model(args.model)} if args.upscale and args.model else load_models(args.model)
+        written = args.out if args.upscale else args.results
+        output_folder(written, written)
         if args.upscale:
             errors, files = upscale_files(
                 models, args.upscale, args.out, args.self_ensemble, args.precision, args.model

@@ -39,6 +39,7 @@ from data_preparation import (
     degrade,
     hr_patches,
     modcrop,
+    output_folder,
     read_video,
     to_luma,
     video_info,
@@ -342,6 +343,7 @@ def main(argv=None):
         if args.crf is not None and not 0 <= args.crf <= 51:
             raise DataError(f"--crf must be in 0-51, got {args.crf}")
         video_info(args.video)  # a one-line error for a file that is not a video, before any writing
+        output_folder(args.out, args.out)
         default = DEFAULT_MODEL if args.mode == "experiment" or not COMPRESSED_MODEL.is_file() else COMPRESSED_MODEL
         model = load_model(args.model or default)
         print(f"model: {args.model or default}")

@@ -48,6 +48,7 @@ from data_preparation import (
     h264_versions,
     image_files,
     load_dataset,
+    output_folder,
     write_bytes,
 )
 from model import (
@@ -561,6 +562,8 @@ def run(config, build=None):
     devices = Devices(config.strategy)
     out = Path(config.out or (DEFAULT_MODEL if config.new else config.model))
     history = Path(config.history)
+    output_folder(out)
+    output_folder(history)
     keras.utils.set_random_seed(config.seed)
     x_train, y_train, h264, validation = training_data(config)
     steps_per_epoch = config.steps_per_epoch or (
@@ -588,7 +591,6 @@ def run(config, build=None):
     else:
         best = -np.inf
     checkpoint = BestCheckpoint(out, best=best)
-    history.parent.mkdir(parents=True, exist_ok=True)
     callbacks = [
         Backup(backup_folder, config.backup_every, checkpoint, state),
         checkpoint,

@@ -112,3 +112,28 @@ def test_loss_benchmark_runs_each_loss_through_training():
     lines = [line for line in result.stdout.splitlines() if "best validation PSNR" in line and "saved" not in line]
     assert [line.split()[0] for line in lines] == list(training.LOSSES)
     assert result.stdout.rstrip().splitlines()[-1].split(": ")[1] in training.LOSSES
+
+
+@pytest.mark.parametrize(
+    "script, args, out",
+    [
+        ("training.py", ["--new", "--epochs", "1"], "m.h5"),
+        ("model.py", ["--epochs", "1"], "m.h5"),
+        ("model.py", ["--export", "onnx"], "m.onnx"),
+        ("data_preparation.py", ["--video", "data/carphone_pristine.mp4"], "d.npz"),
+        ("testing.py", ["--upscale", "data/SOURCES.md"], "folder"),
+        ("testing_video.py", ["--mode", "upscale"], "folder"),
+    ],
+)
+def test_an_unwritable_out_is_one_line_and_exit_status_1(script, args, out, tmp_path):
+    """--out under a file, where a folder should be: one line naming the path, exit status 1, nothing
+    written, before any work."""
+    (tmp_path / "file").write_text("a file where a folder should be")
+    target = tmp_path / "file" / "out" / out
+    result = subprocess.run(
+        [sys.executable, str(REPO / script), *args, "--out", str(target)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines() == [f"error: {target}: cannot write (Not a directory)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
