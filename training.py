@@ -23,6 +23,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import shlex
 import shutil
 import sys
 import tempfile
@@ -96,9 +97,9 @@ class Config:
     model: Path = flag(DEFAULT_MODEL, "without --new: the model to continue", type=Path)
     out: Path = flag(None, "where the best model goes (None: --model when continuing, model.h5 when new)", type=Path)
     history: Path = flag(
-        RESULTS / "history.csv",
-        "CSV log of the epochs, a training curve PNG drawn beside it "
-        "(with --out and no --history: history_<name>.csv beside --out)",
+        None,
+        "the model's CSV log, each run a stage of it, with its configuration in a .json and a training curve "
+        "PNG beside it (None: results/history.csv for model.h5, else history_<name>.csv beside the model)",
         type=Path,
     )
     data: tuple = flag(
@@ -170,7 +171,7 @@ class Config:
 
 
 FIRST_RUN = Config(new=True)
-CONTINUED = Config(epochs=50, lr=2e-4, history=RESULTS / "history_continued.csv")
+CONTINUED = Config(epochs=50, lr=2e-4)
 SEED_RECIPE = dataclasses.replace(  # the original repo's settings, as it trained its network
     FIRST_RUN,
     arch="seed",
@@ -182,7 +183,6 @@ SEED_RECIPE = dataclasses.replace(  # the original repo's settings, as it traine
     schedule="constant",
     precision="float32",
     out=SEED_MODEL,
-    history=RESULTS / "history_seed.csv",
 )
 
 
@@ -221,9 +221,16 @@ def parse_config(argv=None):
         parser.error(f"--shares: two shares in 0-1 that add up to at most 1, got {args['shares']}")
     if not 1 <= args["qualities"][0] <= args["qualities"][1] <= 100:
         parser.error(f"--qualities: LOW <= HIGH, both in 1-100, got {args['qualities']}")
-    if args["out"] and not any(arg.startswith("--history") for arg in argv):  # a model's log goes with it
-        args["history"] = args["out"].with_name(f"history_{args['out'].stem}.csv")
     return Config(**args)
+
+
+def model_paths(config):
+    """(the model file written, its history CSV): a model's log goes with it."""
+    out = Path(config.out or (DEFAULT_MODEL if config.new else config.model))
+    if config.history:
+        return out, Path(config.history)
+    default = out.resolve() == DEFAULT_MODEL.resolve()
+    return out, RESULTS / "history.csv" if default else out.with_name(f"history_{out.stem}.csv")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -426,9 +433,9 @@ class Backup(keras.callbacks.Callback):
     included) + the best PSNR so far, so that a killed run restarts where it was. Each file is
     replaced whole (temp file, then rename)."""
 
-    def __init__(self, folder, every, checkpoint, state=None):
+    def __init__(self, folder, every, checkpoint, state=None, stage=1):
         super().__init__()
-        self.folder, self.every, self.checkpoint = Path(folder), every, checkpoint
+        self.folder, self.every, self.checkpoint, self.stage = Path(folder), every, checkpoint, stage
         self.started = time.monotonic() - (state or {}).get("elapsed_s", 0.0)
 
     weights_path = property(lambda self: self.folder / "latest.weights.h5")
@@ -453,6 +460,7 @@ class Backup(keras.callbacks.Callback):
             "step": self.step(),
             "elapsed_s": round(time.monotonic() - self.started, 1),
             "best": self.checkpoint.best,
+            "stage": self.stage,
         }
         write_bytes(self.state_path, json.dumps(state).encode())
 
@@ -466,16 +474,68 @@ class Backup(keras.callbacks.Callback):
         return json.loads((folder / "state.json").read_text())
 
 
+class Stage(keras.callbacks.Callback):
+    """Each epoch's logs carry the run's stage: a model's one history CSV holds all the runs that
+    made it, in order."""
+
+    def __init__(self, stage):
+        super().__init__()
+        self.stage = stage
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["stage"] = self.stage
+
+
+def read_history(csv_path):
+    """The CSV log as a structured array (one epoch: still a row); empty when there is none."""
+    if not Path(csv_path).is_file() or Path(csv_path).stat().st_size == 0:
+        return np.zeros(0, [("stage", int)])
+    return np.atleast_1d(np.genfromtxt(csv_path, delimiter=",", names=True))
+
+
+def next_stage(csv_path, new):
+    """This run's stage: 1 for a new network, else one more than the last in the model's log."""
+    history = read_history(csv_path)
+    if new or not history.size or "stage" not in history.dtype.names:
+        return 1
+    return int(history["stage"].max()) + 1
+
+
+def record_stage(csv_path, config, stage):
+    """The run's configuration, what it started from and the backend, as stage `stage` of the JSON
+    beside the model's history CSV (a stage run again replaces its record and the later ones)."""
+    path = Path(csv_path).with_suffix(".json")
+    stages = json.loads(path.read_text()) if stage > 1 and path.is_file() else []
+    settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(config).items()}
+    stages = [record for record in stages if record["stage"] < stage] + [{
+        "stage": stage,
+        "command": shlex.join(["python", Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "started_from": "a new network" if config.new else str(config.model),
+        "backend": keras.backend.backend(),
+        "config": settings,
+    }]  # fmt: skip
+    write_bytes(path, json.dumps(stages, indent=1).encode())
+
+
 def plot_history(csv_path, png_path):
-    """Training loss and validation PSNR against epochs, from the CSV log."""
-    history = np.atleast_1d(np.genfromtxt(csv_path, delimiter=",", names=True))  # one epoch: still a row
+    """Training loss and validation PSNR against epochs, from the CSV log; each stage (a run that
+    continued the model) begins at a dashed line."""
+    history = read_history(csv_path)
     if history.size < 1:
         return
+    epochs = np.arange(1, len(history) + 1)
     figure, (loss_axes, psnr_axes) = plt.subplots(1, 2, figsize=(10, 4))
-    loss_axes.semilogy(history["epoch"] + 1, history["loss"], label="training loss")
-    loss_axes.set(xlabel="epoch", ylabel="loss", title="training loss")
-    psnr_axes.plot(history["epoch"] + 1, history["val_psnr"], color="tab:orange")
-    psnr_axes.set(xlabel="epoch", ylabel="PSNR (dB)", title="validation PSNR (bundled test split)")
+    loss_axes.semilogy(epochs, history["loss"], label="training loss")
+    loss_axes.set(xlabel="epoch (all stages)", ylabel="loss", title="training loss")
+    psnr_axes.plot(epochs, history["val_psnr"], color="tab:orange")
+    psnr_axes.set(xlabel="epoch (all stages)", ylabel="PSNR (dB)", title="validation PSNR (bundled test split)")
+    stages = history["stage"] if "stage" in history.dtype.names else np.ones(len(history))
+    for start in np.flatnonzero(np.diff(stages)) + 1:
+        for axes in (loss_axes, psnr_axes):
+            axes.axvline(start + 0.5, color="grey", linestyle="--", linewidth=0.8)
+        psnr_axes.annotate(f"stage {int(stages[start])}", (start + 1, 1), xycoords=("data", "axes fraction"),
+                           va="top", fontsize=7, color="grey")  # fmt: skip
     figure.tight_layout()
     with atomic_output(png_path) as temporary:
         figure.savefig(temporary, format="png", dpi=100)
@@ -560,10 +620,10 @@ def run(config, build=None):
     validation PSNR in config.out. Returns the Keras History of this (possibly resumed) run, with
     the number of replicas it trained on as `.replicas`."""
     devices = Devices(config.strategy)
-    out = Path(config.out or (DEFAULT_MODEL if config.new else config.model))
-    history = Path(config.history)
-    output_folder(out)
-    output_folder(history)
+    out, history = model_paths(config)
+    if devices.chief:  # before any work: a path that cannot be written is a one-line error
+        output_folder(out)
+        output_folder(history)
     keras.utils.set_random_seed(config.seed)
     x_train, y_train, h264, validation = training_data(config)
     steps_per_epoch = config.steps_per_epoch or (
@@ -574,10 +634,14 @@ def run(config, build=None):
     if not devices.chief:  # a non-chief worker computes everything but writes only to its scratch folder
         scratch = worker_scratch(out, devices.worker)
         out, history = scratch / out.name, scratch / "history.csv"
+        output_folder(out)
     backup_folder = out.with_name(f".{out.name}.resume")
     with devices.scope():
         model = compiled(build or builder(config), config, total_steps)
         state = Backup.restore(backup_folder, model)
+    stage = (state or {}).get("stage") or next_stage(history, config.new)
+    if not state and devices.chief:
+        record_stage(history, config, stage)
     start = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     print(
         f"training on {devices.replicas} replica{'s' * (devices.replicas > 1)}, {steps_per_epoch} steps an epoch"
@@ -592,11 +656,12 @@ def run(config, build=None):
         best = -np.inf
     checkpoint = BestCheckpoint(out, best=best)
     callbacks = [
-        Backup(backup_folder, config.backup_every, checkpoint, state),
+        Stage(stage),
+        Backup(backup_folder, config.backup_every, checkpoint, state, stage),
         checkpoint,
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.EarlyStopping("val_psnr", mode="max", patience=config.patience, verbose=1),
-        keras.callbacks.CSVLogger(history, append=bool(state)),
+        keras.callbacks.CSVLogger(history, append=bool(state) or stage > 1),
     ]
     make_batches = batch_maker(config, x_train, y_train, h264, files)
     if devices.strategy:

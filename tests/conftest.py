@@ -28,6 +28,13 @@ if os.environ.get("CI") and not BENCHMARKS.is_dir():  # CI always has them: no t
     raise RuntimeError(f"{BENCHMARKS} is missing: CI runs the benchmark tests on it")
 
 
+def pytest_configure(config):
+    """The settings a pytest.ini would hold (the repo keeps its top level to the scripts)."""
+    config.addinivalue_line("markers", "slow: over a few seconds; -m 'not slow' runs the rest")
+    for warning in ("ResourceWarning", "pytest.PytestUnraisableExceptionWarning"):  # an unclosed file is a bug
+        config.addinivalue_line("filterwarnings", f"error::{warning}")
+
+
 def natural_image(height, width, seed=0):
     """A smooth random image with edges, in [0, 1], (H, W, 3): something like a photograph."""
     rng = np.random.default_rng(seed)

@@ -14,6 +14,8 @@ from conftest import REPO, natural_image
 import data_preparation as dp
 import model
 
+pytestmark = pytest.mark.slow  # child processes on other backends, each ~5 s
+
 OTHER_BACKENDS = [
     "jax",
     pytest.param(
@@ -49,48 +51,29 @@ def run_without_tensorflow(backend, code_or_script, *args, cwd=None):
     return result
 
 
+TRAIN_BOTH = """
+import model, numpy as np, pathlib, training
+folder, common = pathlib.Path(sys.argv[1]), sys.argv[2:]
+for name, source in (("npz", []), ("folder", ["--images", str(folder / "photos")])):
+    training.main([*common, *source, "--out", str(folder / f"{name}.h5")])
+    net = model.load_model(folder / f"{name}.h5")
+    np.save(folder / f"{name}.npy", model.upscale(net, np.load(folder / "lr.npy"), precision="float32"))
+"""
+
+
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
 def test_training_without_tensorflow_saves_a_model_tensorflow_runs_alike(backend, tiny_dataset, tmp_path):
     """training.py on `backend`, from the bundled-format .npz and from a folder of images: each
     model it saves loads in TensorFlow and gives the output it gave there (within 1e-5)."""
-    photos = tmp_path / "photos"
-    photos.mkdir()
+    (tmp_path / "photos").mkdir()
     for seed in range(3):
-        iio.imwrite(photos / f"{seed}.png", dp.to_uint8(natural_image(160, 200, seed)))
-    common = [
-        "--new",
-        "--width",
-        "8",
-        "--blocks",
-        "1",
-        "--epochs",
-        "1",
-        "--steps-per-epoch",
-        "4",
-        "--batch-size",
-        "8",
-        "--patch",
-        "24",
-        "--precision",
-        "float32",
-        "--data",
-        tiny_dataset,
-    ]
-    for name, source in (("npz", []), ("folder", ["--images", photos])):
-        result = run_without_tensorflow(backend, "training.py", *common, *source, "--out", tmp_path / f"{name}.h5")
-        assert result.stdout.startswith(f"Keras 3.15.1, {backend} backend, computing on the cpu in float32")
-        assert "best validation PSNR" in result.stdout
+        iio.imwrite(tmp_path / "photos" / f"{seed}.png", dp.to_uint8(natural_image(160, 200, seed)))
     lr = dp.to_luma(natural_image(37, 53, 3))[None]
     np.save(tmp_path / "lr.npy", lr)
-    run_without_tensorflow(
-        backend,
-        "import model, numpy as np, pathlib; folder = pathlib.Path(sys.argv[1])\n"
-        "for name in ('npz', 'folder'):\n"
-        "    net = model.load_model(folder / f'{name}.h5')\n"
-        "    np.save(folder / f'{name}.npy', model.upscale(net, np.load(folder / 'lr.npy'),"
-        " precision='float32'))",
-        tmp_path,
-    )
+    common = "--new --width 8 --blocks 1 --epochs 1 --steps-per-epoch 4 --batch-size 8 --patch 24 --precision float32"
+    result = run_without_tensorflow(backend, TRAIN_BOTH, tmp_path, *common.split(), "--data", tiny_dataset)
+    assert result.stdout.startswith(f"Keras 3.15.1, {backend} backend, computing on the cpu in float32")
+    assert result.stdout.count("best validation PSNR") == 2
     for name in ("npz", "folder"):
         ours = model.upscale(model.load_model(tmp_path / f"{name}.h5"), lr, precision="float32")
         np.testing.assert_allclose(np.load(tmp_path / f"{name}.npy"), ours, atol=1e-5)

@@ -32,6 +32,7 @@ def test_degrade_halves_size_and_rounds_to_8_bits():
     assert abs(lr.mean() - hr.mean()) < 0.01
 
 
+@pytest.mark.slow
 def test_degrade_is_tensorflows_antialiased_bicubic_within_one_grey_level_on_0_1_percent():
     """degrade() is NumPy and Pillow now (every backend); the LR it makes is the one TensorFlow's
     tf.image.resize(antialias=True) made, but for at most 0.1 % of the pixels, by one grey level."""
@@ -342,6 +343,7 @@ def benchmark_matches(crops, threshold=0.97):
     return sorted(matches)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not BENCHMARKS.is_dir(), reason="../shared/benchmarks is not beside the checkout")
 def test_bundled_data_holds_no_benchmark_image():
     _, y_train, _, y_test = dp.load_dataset(dp.DEFAULT_DATASET)

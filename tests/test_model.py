@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import REPO, mean_psnr, natural_image
+from test_data import run_main
 
 import data_preparation as dp
 import model
@@ -178,6 +179,7 @@ def test_pipeline_pairs_patches_and_augments_consistently():
     assert not np.array_equal(batches.batch(1)[0], batch_lr)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_over_two_cpus(tiny_dataset, tmp_path, capsys):
     fit = tiny_run(tiny_dataset, tmp_path / "m.h5", epochs=2, strategy="mirrored")
     assert fit.replicas == 2 and "training on 2 replicas" in capsys.readouterr().out  # read from the run
@@ -196,6 +198,7 @@ def free_ports(count):
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume(tiny_dataset, tmp_path):
     """Two processes, the same command but TF_CONFIG, train from a folder of images; killed
     together at step 10 and started again, they resume from step 9 and end with equal weights,
@@ -262,7 +265,7 @@ def test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume(tiny_d
     fingerprints = [re.findall(r"final weights crc32 (\w+)", stdout) for _, stdout, _ in finished]
     assert len(fingerprints[0]) == 1 and fingerprints[0] == fingerprints[1]
     # The CSV log and the curve go beside --out when --history is not given.
-    assert sorted(p.name for p in out.iterdir()) == ["history_m.csv", "m.h5", "training_curve_m.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["history_m.csv", "history_m.json", "m.h5", "training_curve_m.png"]
     assert len((out / "history_m.csv").read_text().splitlines()) == 1 + 3  # each epoch logged once
     model.load_model(out / "m.h5")
     assert list((tmp_path / "tmp1").glob("sr-worker*")) == []  # the other worker's scratch folder is gone
@@ -282,6 +285,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
+@pytest.mark.slow
 def test_streamed_tiles_take_the_same_memory_from_ten_times_the_files(tmp_path):
     image = dp.to_uint8(natural_image(300, 400))
     for count in (4, 40):
@@ -319,66 +323,39 @@ def test_the_stream_of_tiles_holds_a_bounded_buffer_whatever_the_number_of_files
     assert max(sizes) <= dp.SHUFFLE_TILES + dp.TILES_PER_IMAGE and min(sizes) >= dp.SHUFFLE_TILES - 16
 
 
+@pytest.mark.slow
 def test_training_cli_continues_a_model_and_keeps_the_better_one(tiny_dataset, tmp_path):
     net = model.build_model(**TINY)
     training.save_model(net, tmp_path / "m.h5")
     before = (tmp_path / "m.h5").stat().st_mtime_ns
-    training.main(
-        [
-            "--model",
-            str(tmp_path / "m.h5"),
-            "--data",
-            str(tiny_dataset),
-            "--epochs",
-            "2",
-            "--batch-size",
-            "8",
-            "--patch",
-            "24",
-            "--precision",
-            "float32",
-            "--history",
-            str(tmp_path / "h.csv"),
-        ]
-    )
+    common = ["--model", str(tmp_path / "m.h5"), "--data", str(tiny_dataset), "--history", str(tmp_path / "h.csv")]
+    training.main([*common, *"--epochs 2 --batch-size 8 --patch 24 --precision float32".split()])
     assert (tmp_path / "m.h5").stat().st_mtime_ns != before  # better than the untrained start, so replaced
     assert len((tmp_path / "h.csv").read_text().splitlines()) == 3
     # Continuing never replaces a model by a worse one: with a learning rate of zero no epoch can
     # beat the starting point, so the file stays as it was.
     before = (tmp_path / "m.h5").stat()
-    training.main(
-        [
-            "--model",
-            str(tmp_path / "m.h5"),
-            "--data",
-            str(tiny_dataset),
-            "--epochs",
-            "1",
-            "--lr",
-            "0",
-            "--batch-size",
-            "8",
-            "--patch",
-            "24",
-            "--precision",
-            "float32",
-            "--history",
-            str(tmp_path / "h.csv"),
-        ]
-    )
+    training.main([*common, *"--epochs 1 --lr 0 --batch-size 8 --patch 24 --precision float32".split()])
     after = (tmp_path / "m.h5").stat()  # not even rewritten: each write is a new file renamed into place
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    # One log for the model: each run a stage of it, its configuration recorded beside it.
+    assert [line.split(",")[4] for line in (tmp_path / "h.csv").read_text().splitlines()] == ["stage", "1", "1", "2"]
+    stages = json.loads((tmp_path / "h.json").read_text())
+    assert [(record["stage"], record["config"]["lr"]) for record in stages] == [(1, 2e-4), (2, 0.0)]
+    assert stages[1]["started_from"] == str(tmp_path / "m.h5") and (tmp_path / "h.png").is_file()
 
 
 KILLED_CHILD = """
 import os, signal, sys
+if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+    sys.modules["tensorflow"] = None  # JAX and PyTorch need none of it
 sys.path.insert(0, sys.argv[1])
 import training
 
 class KilledAtStep(training.Backup):  # SIGKILL at a known step, after its backup: no chance to clean up
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(batch, logs)
-        if self.step() == int(os.environ.get("KILL_AT_STEP", 20)):
+        if self.step() == int(os.environ.get("KILL_AT_STEP", -1)):
             os.kill(os.getpid(), signal.SIGKILL)
 
 training.Backup = KilledAtStep
@@ -389,68 +366,38 @@ training.main(sys.argv[2:])
 BACKENDS = ["tensorflow", "jax"] + (["torch"] if importlib.util.find_spec("torch") else [])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_resume_after_sigkill_ends_as_an_uninterrupted_run(backend, tiny_dataset, tmp_path):
-    """Killed with SIGKILL at step 21 (mid-epoch: 6 steps an epoch) and started again with the same
-    command, training goes on from its last backup (weights, optimizer, step 20) on the batches it
+    """Killed with SIGKILL at step 15 (mid-epoch: 6 steps an epoch) and started again with the same
+    command, training goes on from its last backup (weights, optimizer, step 12) on the batches it
     would have seen, and ends with the model an uninterrupted run makes."""
-    args = [
-        "--new",
-        "--width",
-        "8",
-        "--blocks",
-        "1",
-        "--epochs",
-        "6",
-        "--batch-size",
-        "8",
-        "--patch",
-        "24",
-        "--data",
-        str(tiny_dataset),
-        "--backup-every",
-        "4",
-        "--precision",
-        "float32",
-    ]
+    args = [*"--new --width 8 --blocks 1 --epochs 4 --batch-size 8 --patch 24 --backup-every 4".split(),
+            "--precision", "float32", "--data", str(tiny_dataset)]  # fmt: skip
+
+    def train(out, kill_at_step=-1):
+        env = {**os.environ, "KERAS_BACKEND": backend, "KILL_AT_STEP": str(kill_at_step)}
+        return subprocess.run([sys.executable, "-c", KILLED_CHILD, str(REPO), *args, "--out", str(out)],
+                              capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+
     out = tmp_path / "m.h5"
-    env = {**os.environ, "KERAS_BACKEND": backend, "KILL_AT_STEP": "21"}
-    first = subprocess.run(
-        [sys.executable, "-c", KILLED_CHILD, str(REPO), *args, "--out", str(out)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    first = train(out, kill_at_step=15)
     assert first.returncode == -signal.SIGKILL, first.stdout + first.stderr
     state_file = tmp_path / ".m.h5.resume" / "state.json"
-    assert json.loads(state_file.read_text())["step"] == 20
+    assert json.loads(state_file.read_text())["step"] == 12
     assert model.load_model(out)  # the best model on disk is whole, whenever the kill came
-    second = subprocess.run(
-        [sys.executable, str(REPO / "model.py"), *args[1:], "--out", str(out)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    second = train(out)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert f"resuming {out} at epoch 4, step 20" in second.stdout
     assert second.stdout.startswith(f"Keras {keras.__version__}, {backend} backend, computing on the cpu")
+    assert f"resuming {out} at epoch 3, step 12" in second.stdout
     epochs = [int(line.split(",")[0]) for line in (tmp_path / "history_m.csv").read_text().splitlines()[1:]]
-    assert epochs == list(range(6))  # the log goes on where it stopped, not from scratch
+    assert epochs == list(range(4))  # the log goes on where it stopped, not from scratch
     assert not state_file.parent.exists()
-    whole = subprocess.run(
-        [sys.executable, str(REPO / "model.py"), *args[1:], "--out", str(tmp_path / "w.h5")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    whole = train(tmp_path / "w.h5")
     assert whole.returncode == 0, whole.stdout + whole.stderr
     lr = dp.to_luma(natural_image(40, 40))[None]
-    resumed, uninterrupted = (
-        model.upscale(model.load_model(path), lr, precision="float32") for path in (out, tmp_path / "w.h5")
-    )
+    resumed, uninterrupted = (model.upscale(model.load_model(path), lr, precision="float32") for path in
+                              (out, tmp_path / "w.h5"))  # fmt: skip
     np.testing.assert_allclose(resumed, uninterrupted, atol=2e-4)
 
 
@@ -494,6 +441,7 @@ def test_self_ensemble_is_the_mean_over_flips():
     assert not np.allclose(ensemble, model.upscale(net, lr, precision="float32"), atol=1e-4)  # views differ
 
 
+@pytest.mark.slow
 def test_bfloat16_upscale_loses_at_most_002_db():
     """upscale() in bfloat16 really computes in bfloat16 (the fixed bicubic skip and the output stay
     float32), and on the bundled test split that costs <= 0.02 dB against float32."""
@@ -510,6 +458,7 @@ def test_bfloat16_upscale_loses_at_most_002_db():
     assert model.resolve_precision("auto") == ("bfloat16" if model.cpu_computes_bfloat16() else "float32")
 
 
+@pytest.mark.slow
 def test_training_on_compressed_pairs_helps_on_compressed_input():
     """The same small network, seed and steps, trained on the pipeline's JPEG'd LR
     (degradation="jpeg") and on clean LR (96 bundled photo tiles): on JPEG q30 input the first wins
@@ -529,6 +478,7 @@ def test_training_on_compressed_pairs_helps_on_compressed_input():
     assert psnr["jpeg"] > psnr["none"] + 0.2, psnr
 
 
+@pytest.mark.slow
 def test_compress_draws_clean_h264_and_pillow_jpeg_by_the_shares():
     """compress() over many draws: clean, H.264 and JPEG tiles in the --shares, JPEG qualities over
     the whole --qualities range, each JPEG tile Pillow's JPEG of the luma at its quality."""
@@ -570,7 +520,8 @@ def test_qualities_flag_sets_the_training_and_validation_range(capsys):
         np.testing.assert_array_equal(lr, tile if kind is None else dp.jpeg_luma(tile, kind))
 
 
-def test_compressed_degradation_mixes_clean_jpeg_and_h264_tiles(tmp_path):
+@pytest.mark.slow
+def test_compressed_degradation_mixes_clean_jpeg_and_h264_tiles(tmp_path, capsys):
     """With "compressed" the tile is clean, one of its libx264 versions or JPEG'd, by the random share;
     every H.264 version is a real encoding (CRF 0 would be exact: see the round-trip test)."""
     _, _, x_test, _ = dp.load_dataset()
@@ -588,20 +539,15 @@ def test_compressed_degradation_mixes_clean_jpeg_and_h264_tiles(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         training.parse_config(["--shares", "0.6", "0.5"])
     assert exit_info.value.code == 2
-    code, message = run_training(["--images", str(tmp_path), "--degradation", "compressed"])
-    assert (code, message) == (
+    code, err = run_main(training.main, ["--images", str(tmp_path), "--degradation", "compressed"], capsys)
+    assert (code, err.strip().splitlines()[-1]) == (
         1,
         "error: --degradation compressed needs the .npz pairs (their H.264 versions are "
         "encoded before training); use --degradation jpeg with --images",
     )
 
 
-def run_training(argv):
-    """training.py's exit status and last line of stderr, run in a child process."""
-    result = subprocess.run([sys.executable, str(REPO / "training.py"), *argv], capture_output=True, text=True)
-    return result.returncode, result.stderr.strip().splitlines()[-1]
-
-
+@pytest.mark.slow
 def test_onnx_export_computes_what_keras_does(tmp_path):
     import onnxruntime
 

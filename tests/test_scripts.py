@@ -44,6 +44,7 @@ def test_model_py_is_the_first_training_run(capsys):
     assert (training.parse_config([]).epochs, training.parse_config([]).lr) == (50, 2e-4)  # continuing
 
 
+@pytest.mark.slow
 def test_importing_the_scripts_does_nothing():
     before = repo_files()
     code = "import data_preparation, model, training, testing, testing_video"
@@ -91,18 +92,14 @@ def test_one_definition_of_each_shared_function():
         assert len(definitions.get(name, [])) == 1, (name, definitions.get(name))
 
 
+@pytest.mark.slow
 def test_loss_benchmark_runs_each_loss_through_training():
     """The benchmark the default loss was chosen with still runs against training.run()."""
     result = subprocess.run(
         [
             sys.executable,
             str(REPO / "tests" / "benchmarks" / "loss.py"),
-            "--epochs",
-            "1",
-            "--width",
-            "4",
-            "--blocks",
-            "1",
+            *"--epochs 1 --steps 8 --width 4 --blocks 1".split(),
         ],
         capture_output=True,
         text=True,
@@ -114,6 +111,7 @@ def test_loss_benchmark_runs_each_loss_through_training():
     assert result.stdout.rstrip().splitlines()[-1].split(": ")[1] in training.LOSSES
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "script, args, out",
     [

@@ -24,6 +24,7 @@ def main():
     parser.add_argument("--width", type=int, default=16, help="channels of the proxy network (default: 16)")
     parser.add_argument("--blocks", type=int, default=4, help="residual blocks of the proxy (default: 4)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads, 0 for all (default: 0)")
+    parser.add_argument("--steps", type=int, default=0, help="steps per epoch, 0 for one pass (default: 0)")
     args = parser.parse_args()
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -37,6 +38,7 @@ def main():
                     width=args.width,
                     blocks=args.blocks,
                     epochs=args.epochs,
+                    steps_per_epoch=args.steps,
                     patience=args.epochs,
                     loss=loss,
                     seed=0,
