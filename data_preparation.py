@@ -205,22 +205,10 @@ def h264_luma(frames, crf):
     grey_chroma = np.full((count, height * width // 2), 128, np.uint8)  # yuv420p: Cb and Cr at half size
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"crf{crf}.mp4"
-        writer = imageio_ffmpeg.write_frames(
-            str(path),
-            (width, height),
-            pix_fmt_in="yuv420p",
-            fps=25,
-            quality=None,
-            macro_block_size=1,
-            ffmpeg_log_level="error",
-            output_params=["-crf", str(crf)],
-        )
-        writer.send(None)
-        for frame in np.concatenate([luma, grey_chroma], axis=1):
-            writer.send(frame.tobytes())
-        writer.close()
-        decoded, _ = open_video(path, pix_fmt="yuv420p", bits_per_pixel=12)
-        planes = [np.frombuffer(raw, np.uint8)[: height * width] for raw in decoded]
+        with VideoEncoder(path, width, height, 25, "yuv420p", ["-crf", str(crf)]) as encoder:
+            for frame in np.concatenate([luma, grey_chroma], axis=1):
+                encoder.write(frame.tobytes())
+        planes = [np.frombuffer(raw, np.uint8)[: height * width] for raw in raw_frames(path, "yuv420p", 12)]
     if len(planes) != count:
         raise RuntimeError(f"libx264 round trip gave {len(planes)} frames for {count}")
     return (np.stack(planes).reshape(count, height, width, 1) / 255).astype(np.float32)
@@ -271,7 +259,7 @@ def read_image(path):
         if isinstance(path, io.IOBase):
             path.seek(0)
         if mode not in CONVERTED_MODES:
-            pixels = iio.imread(path, index=0)
+            pixels = imageio_read(path)
     except Exception as error:  # imageio raises many types for undecodable files
         raise DataError(f"{path}: not a readable image ({type(error).__name__})") from None
     if frames > 1:
@@ -284,6 +272,15 @@ def read_image(path):
     if image.shape[-1] == 2:  # grey + alpha -> RGBA
         image = np.concatenate([image[..., :1]] * 3 + [image[..., 1:]], axis=-1)
     return upright(image, orientation)
+
+
+def imageio_read(path):
+    """The first image in a file by imageio, from a handle this function closes (imageio's own
+    readers leave theirs open when a file is not an image)."""
+    if isinstance(path, io.IOBase):
+        return iio.imread(path, index=0)
+    with open(path, "rb") as handle:
+        return iio.imread(handle, index=0, extension=Path(path).suffix.lower() or None)
 
 
 ORIENTATION_TAG = 0x0112  # EXIF: how the camera was held
@@ -334,38 +331,75 @@ def list_files(folder):
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
-def open_video(path, **options):
-    """(frames generator, ffmpeg's metadata) of a video file; DataError if it is not one."""
+def ffmpeg(*arguments):
+    """The command line of imageio-ffmpeg's ffmpeg binary (any machine has it with the package)."""
+    return [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", *map(str, arguments)]
+
+
+def video_info(path):
+    """The video's size (w, h), fps, sar (the sample aspect ratio, "1:1" for square pixels) and
+    whether it has sound, as ffmpeg reports them; DataError if it is not a video."""
     if not Path(path).is_file():
         raise DataError(f"{path}: no such file")
-    try:
-        frames = imageio_ffmpeg.read_frames(str(path), **options)
-        return frames, next(frames)
-    except (OSError, RuntimeError, StopIteration):
-        raise DataError(f"{path}: not a readable video") from None
+    probe = subprocess.run(ffmpeg("-i", path), capture_output=True, text=True, errors="replace").stderr
+    video = re.search(r"Stream #.*?: Video: (.*)", probe)
+    size = video and re.search(r", (\d+)x(\d+)", video.group(1))
+    rate = video and re.search(r"([\d.]+) (?:fps|tbr)", video.group(1))
+    if not size or not rate:
+        raise DataError(f"{path}: not a readable video")
+    sar = re.search(r"SAR (\d+:\d+)", video.group(1))
+    return {"size": (int(size.group(1)), int(size.group(2))), "fps": float(rate.group(1)),
+            "sar": sar.group(1) if sar else "1:1", "audio": "Audio:" in probe}  # fmt: skip
+
+
+def raw_frames(path, pix_fmt="rgb24", bits_per_pixel=24, output_params=()):
+    """Yield each frame of a video as ffmpeg decodes it, raw bytes in `pix_fmt`; ffmpeg is stopped
+    and its pipes closed however the reading ends."""
+    width, height = video_info(path)["size"]
+    frame_bytes = width * height * bits_per_pixel // 8
+    command = ffmpeg("-loglevel", "error", "-i", path, *output_params, "-f", "rawvideo", "-pix_fmt", pix_fmt, "-")
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as process:
+        try:
+            while len(frame := process.stdout.read(frame_bytes)) == frame_bytes:
+                yield frame
+        finally:
+            process.kill()  # done already, or the reader stopped early
 
 
 def read_video(path):
     """Yield the frames of a video as float32 RGB (H, W, 3) in [0, 1], one at a time, decoded exactly."""
-    frames, meta = open_video(path, output_params=EXACT_SCALING)
-    width, height = meta["size"]
-    for raw in frames:
+    width, height = video_info(path)["size"]
+    for raw in raw_frames(path, output_params=EXACT_SCALING):
         yield np.frombuffer(raw, np.uint8).reshape(height, width, 3).astype(np.float32) / 255
 
 
-def video_info(path):
-    """The video's metadata as ffmpeg reports it: fps, size (w, h), duration, audio_codec, ...,
-    and sar, the sample aspect ratio ("1:1" for square pixels)."""
-    frames, meta = open_video(path)
-    frames.close()
-    probe = subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
-        capture_output=True,
-        text=True,
-        errors="replace",
-    ).stderr
-    sar = re.search(r"Video:.*?SAR (\d+:\d+)", probe)
-    return {**meta, "sar": sar.group(1) if sar else "1:1"}
+class VideoEncoder:
+    """Raw frames (bytes in `pix_fmt_in`) encoded by libx264 (yuv420p) into `path`, as a context
+    manager: ffmpeg is waited for and its pipe closed at the end; a failure is a RuntimeError."""
+
+    def __init__(self, path, width, height, fps, pix_fmt_in="rgb24", output_params=()):
+        command = ffmpeg("-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", pix_fmt_in, "-s",
+                         f"{width}x{height}", "-r", fps, "-i", "-", "-an", "-c:v", "libx264", "-pix_fmt",
+                         "yuv420p", *output_params, path)  # fmt: skip
+        self.log = tempfile.TemporaryFile()  # ffmpeg's complaints, read if it fails
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=self.log)
+
+    def write(self, frame):
+        self.process.stdin.write(frame)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, error_type, error, traceback):
+        with self.log:
+            try:
+                self.process.stdin.close()
+            except BrokenPipeError:  # ffmpeg ended already: its return code says why
+                pass
+            code = self.process.wait()
+            self.log.seek(0)
+            if code and error_type is None:
+                raise RuntimeError(f"ffmpeg failed: {self.log.read().decode(errors='replace').strip()[-500:]}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -689,7 +723,7 @@ def load_dataset(paths=DEFAULT_DATASET):
     parts = []
     for path in paths:
         try:
-            with np.load(path, allow_pickle=False) as file:
+            with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as file:
                 missing = [key for key in KEYS if key not in file]
                 if missing:
                     raise DataError(f"{path}: not a dataset, missing {', '.join(missing)}")

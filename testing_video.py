@@ -35,8 +35,10 @@ from data_preparation import (
     HR_SIZE,
     SAMPLE_VIDEO,
     DataError,
+    VideoEncoder,
     atomic_output,
     degrade,
+    ffmpeg,
     hr_patches,
     modcrop,
     output_folder,
@@ -81,32 +83,23 @@ class VideoWriter:
         self.path = Path(path)
         self.output = atomic_output(self.path)
         self.partial = self.output.__enter__()
+        options = ["-crf", crf, "-vf", f"setsar={sar.replace(':', '/')}", *EXACT_SCALING]
         try:
-            self.writer = imageio_ffmpeg.write_frames(
-                str(self.partial),
-                (width, height),
-                pix_fmt_in="gray" if grey else "rgb24",
-                fps=fps,
-                quality=None,
-                macro_block_size=1,
-                ffmpeg_log_level="error",
-                output_params=["-crf", str(crf), "-vf", f"setsar={sar.replace(':', '/')}", *EXACT_SCALING],
-            )
-            self.writer.send(None)
-        except (OSError, RuntimeError) as error:
+            self.encoder = VideoEncoder(self.partial, width, height, fps, "gray" if grey else "rgb24", options)
+        except OSError as error:
             self.output.__exit__(type(error), error, error.__traceback__)
             raise DataError(f"{self.path}: cannot write ({error})") from None
 
     def write(self, frames):
         for frame in np.round(np.clip(frames, 0, 1) * 255).astype(np.uint8):
-            self.writer.send(np.ascontiguousarray(frame))
+            self.encoder.write(np.ascontiguousarray(frame).tobytes())
 
     def __enter__(self):
         return self
 
     def __exit__(self, error_type, error, traceback):
         try:
-            self.writer.close()
+            self.encoder.__exit__(error_type, error, traceback)
         except BaseException as failure:  # the partial file goes, the failure is reported
             self.output.__exit__(type(failure), failure, failure.__traceback__)
             raise
@@ -122,9 +115,9 @@ def join(segments, audio_from, target):
     try:
         with atomic_output(target) as temporary:
             for audio_codec in ("copy", "aac"):
-                command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "concat", "-safe", "0",
-                           "-i", str(listing), "-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0?",
-                           "-c:v", "copy", "-c:a", audio_codec, str(temporary)]  # fmt: skip
+                command = ffmpeg("-y", "-loglevel", "error", "-f", "concat", "-safe", "0", "-i", listing, "-i",
+                                 audio_from, "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy", "-c:a", audio_codec,
+                                 temporary)  # fmt: skip
                 if subprocess.run(command, capture_output=True).returncode == 0:
                     return
             raise DataError(f"{audio_from}: its audio could not be copied")

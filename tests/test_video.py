@@ -2,7 +2,6 @@
 
 import warnings
 
-import imageio_ffmpeg
 import numpy as np
 import pytest
 from conftest import ffprobe_streams, make_video, natural_image
@@ -13,9 +12,7 @@ import testing_video
 
 
 def frames_and_size(path):
-    reader = imageio_ffmpeg.read_frames(str(path))
-    meta = next(reader)
-    return sum(1 for _ in reader), tuple(meta["size"])
+    return sum(1 for _ in dp.raw_frames(path)), dp.video_info(path)["size"]
 
 
 @pytest.fixture
