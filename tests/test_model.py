@@ -1,6 +1,7 @@
 """model.py and training.py: architectures, saving, learning, resuming, distribution."""
 
 import collections
+import concurrent.futures
 import importlib.util
 import json
 import os
@@ -359,46 +360,58 @@ class KilledAtStep(training.Backup):  # SIGKILL at a known step, after its backu
             os.kill(os.getpid(), signal.SIGKILL)
 
 training.Backup = KilledAtStep
-training.main(sys.argv[2:])
+for argv in sys.argv[2:]:  # each a run, one after the other
+    training.main(argv.split("|"))
 """
 
 
-BACKENDS = ["tensorflow", "jax"] + (["torch"] if importlib.util.find_spec("torch") else [])
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_resume_after_sigkill_ends_as_an_uninterrupted_run(backend, tiny_dataset, tmp_path):
-    """Killed with SIGKILL at step 15 (mid-epoch: 6 steps an epoch) and started again with the same
-    command, training goes on from its last backup (weights, optimizer, step 12) on the batches it
-    would have seen, and ends with the model an uninterrupted run makes."""
+def kill_resume_and_run_whole(backend, tiny_dataset, folder):
+    """On `backend`: a run SIGKILLed at step 15 (mid-epoch: 6 steps an epoch; its last backup is of
+    step 12), then, in a second process, the same command again, and an uninterrupted run of it.
+    Returns (state saved at the kill, the second process)."""
     args = [*"--new --width 8 --blocks 1 --epochs 4 --batch-size 8 --patch 24 --backup-every 4".split(),
             "--precision", "float32", "--data", str(tiny_dataset)]  # fmt: skip
 
-    def train(out, kill_at_step=-1):
+    def runs(*outs, kill_at_step=-1):
         env = {**os.environ, "KERAS_BACKEND": backend, "KILL_AT_STEP": str(kill_at_step)}
-        return subprocess.run([sys.executable, "-c", KILLED_CHILD, str(REPO), *args, "--out", str(out)],
-                              capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+        argvs = ["|".join([*args, "--out", str(folder / out)]) for out in outs]
+        return subprocess.run([sys.executable, "-c", KILLED_CHILD, str(REPO), *argvs], capture_output=True,
+                              text=True, env=env, timeout=300)  # fmt: skip
 
-    out = tmp_path / "m.h5"
-    first = train(out, kill_at_step=15)
-    assert first.returncode == -signal.SIGKILL, first.stdout + first.stderr
-    state_file = tmp_path / ".m.h5.resume" / "state.json"
-    assert json.loads(state_file.read_text())["step"] == 12
-    assert model.load_model(out)  # the best model on disk is whole, whenever the kill came
-    second = train(out)
-    assert second.returncode == 0, second.stdout + second.stderr
-    assert second.stdout.startswith(f"Keras {keras.__version__}, {backend} backend, computing on the cpu")
-    assert f"resuming {out} at epoch 3, step 12" in second.stdout
-    epochs = [int(line.split(",")[0]) for line in (tmp_path / "history_m.csv").read_text().splitlines()[1:]]
-    assert epochs == list(range(4))  # the log goes on where it stopped, not from scratch
-    assert not state_file.parent.exists()
-    whole = train(tmp_path / "w.h5")
-    assert whole.returncode == 0, whole.stdout + whole.stderr
-    lr = dp.to_luma(natural_image(40, 40))[None]
-    resumed, uninterrupted = (model.upscale(model.load_model(path), lr, precision="float32") for path in
-                              (out, tmp_path / "w.h5"))  # fmt: skip
-    np.testing.assert_allclose(resumed, uninterrupted, atol=2e-4)
+    folder.mkdir()
+    killed = runs("m.h5", kill_at_step=15)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    state = json.loads((folder / ".m.h5.resume" / "state.json").read_text())
+    assert model.load_model(folder / "m.h5")  # the best model on disk is whole, whenever the kill came
+    return state, runs("m.h5", "whole.h5")
+
+
+BACKENDS = ["tensorflow", "jax"] + (["torch"] if importlib.util.find_spec("torch") else [])  # PyTorch: where installed
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_ends_as_an_uninterrupted_run(tiny_dataset, tmp_path):
+    """On every backend (side by side): killed with SIGKILL mid-epoch and started again with the
+    same command, training goes on from its last backup (weights, optimizer, step 12) on the
+    batches it would have seen, and ends with the model an uninterrupted run makes."""
+    with concurrent.futures.ThreadPoolExecutor(len(BACKENDS)) as pool:
+        runs = [
+            pool.submit(kill_resume_and_run_whole, backend, tiny_dataset, tmp_path / backend) for backend in BACKENDS
+        ]
+        results = {backend: run.result() for backend, run in zip(BACKENDS, runs)}
+    for backend, (state, second) in results.items():
+        folder = tmp_path / backend
+        assert state["step"] == 12, backend
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert second.stdout.startswith(f"Keras {keras.__version__}, {backend} backend, computing on the cpu")
+        assert f"resuming {folder / 'm.h5'} at epoch 3, step 12" in second.stdout
+        epochs = [int(line.split(",")[0]) for line in (folder / "history_m.csv").read_text().splitlines()[1:]]
+        assert epochs == list(range(4))  # the log goes on where it stopped, not from scratch
+        assert not (folder / ".m.h5.resume").exists()
+        lr = dp.to_luma(natural_image(40, 40))[None]
+        resumed, whole = (model.upscale(model.load_model(folder / name), lr, precision="float32")
+                          for name in ("m.h5", "whole.h5"))  # fmt: skip
+        np.testing.assert_allclose(resumed, whole, atol=2e-4, err_msg=backend)
 
 
 @pytest.mark.parametrize("path", [model.DEFAULT_MODEL, model.COMPRESSED_MODEL], ids=lambda path: path.name)

@@ -2,6 +2,7 @@
 no import circle."""
 
 import ast
+import concurrent.futures
 import subprocess
 import sys
 
@@ -111,27 +112,31 @@ def test_loss_benchmark_runs_each_loss_through_training():
     assert result.stdout.rstrip().splitlines()[-1].split(": ")[1] in training.LOSSES
 
 
+UNWRITABLE = [
+    ("training.py", ["--new", "--epochs", "1"], "m.h5"),
+    ("model.py", ["--epochs", "1"], "m.h5"),
+    ("model.py", ["--export", "onnx"], "m.onnx"),
+    ("data_preparation.py", ["--video", "data/carphone_pristine.mp4"], "d.npz"),
+    ("testing.py", ["--upscale", "data/SOURCES.md"], "folder"),
+    ("testing_video.py", ["--mode", "upscale"], "folder"),
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "script, args, out",
-    [
-        ("training.py", ["--new", "--epochs", "1"], "m.h5"),
-        ("model.py", ["--epochs", "1"], "m.h5"),
-        ("model.py", ["--export", "onnx"], "m.onnx"),
-        ("data_preparation.py", ["--video", "data/carphone_pristine.mp4"], "d.npz"),
-        ("testing.py", ["--upscale", "data/SOURCES.md"], "folder"),
-        ("testing_video.py", ["--mode", "upscale"], "folder"),
-    ],
-)
-def test_an_unwritable_out_is_one_line_and_exit_status_1(script, args, out, tmp_path):
-    """--out under a file, where a folder should be: one line naming the path, exit status 1, nothing
-    written, before any work."""
+def test_an_unwritable_out_is_one_line_and_exit_status_1(tmp_path):
+    """--out under a file, where a folder should be, for every script: one line naming the path,
+    exit status 1, nothing written, before any work (the scripts run side by side)."""
     (tmp_path / "file").write_text("a file where a folder should be")
-    target = tmp_path / "file" / "out" / out
-    result = subprocess.run(
-        [sys.executable, str(REPO / script), *args, "--out", str(target)],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 1, result.stderr[-2000:]
-    assert result.stderr.strip().splitlines() == [f"error: {target}: cannot write (Not a directory)"]
+
+    def run(case):
+        script, args, out = case
+        command = [sys.executable, str(REPO / script), *args, "--out", str(tmp_path / "file" / "out" / out)]
+        return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(run, UNWRITABLE))
+    for (script, args, out), result in zip(UNWRITABLE, results):
+        target = tmp_path / "file" / "out" / out
+        assert (result.returncode, result.stderr.strip().splitlines()) == (
+            1, [f"error: {target}: cannot write (Not a directory)"]), (script, args, result.stderr[-2000:])  # fmt: skip
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
