@@ -551,6 +551,10 @@ def main(argv=None):
             )
     except DataError as error:
         sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        kept = "; the files written are kept: the same command again goes on with the rest" if args.upscale else ""
+        print(f"\ninterrupted{kept}", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -697,6 +697,9 @@ def main(argv=None):
         run(config)
     except DataError as error:
         sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume from the last backup", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

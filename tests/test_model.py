@@ -254,7 +254,7 @@ def test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume(tiny_d
             )
         return [(worker.wait(timeout=240), *worker.communicate()) for worker in workers]
 
-    killed = run_workers([sys.executable, "-c", KILLED_CHILD, str(REPO), *args])
+    killed = run_workers([sys.executable, "-c", KILLED_CHILD, str(REPO), "|".join(args)])
     # Each SIGKILLs itself after step 10, unless it first sees its peer gone and stops with an error.
     codes = [code for code, _, _ in killed]
     assert -signal.SIGKILL in codes and 0 not in codes, [err[-1500:] for _, _, err in killed]
@@ -280,7 +280,7 @@ import resource, sys
 import training
 import data_preparation as dp
 batches = dp.TrainingBatches(16, files=dp.image_files([sys.argv[1]]), patch=48)(0)
-for _ in range(150):
+for _ in range(60):
     next(batches)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """

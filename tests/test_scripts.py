@@ -94,13 +94,14 @@ def test_one_definition_of_each_shared_function():
 
 
 @pytest.mark.slow
-def test_loss_benchmark_runs_each_loss_through_training():
+def test_loss_benchmark_runs_each_loss_through_training(tiny_dataset):
     """The benchmark the default loss was chosen with still runs against training.run()."""
     result = subprocess.run(
         [
             sys.executable,
             str(REPO / "tests" / "benchmarks" / "loss.py"),
-            *"--epochs 1 --steps 8 --width 4 --blocks 1".split(),
+            *"--epochs 1 --steps 8 --width 4 --blocks 1 --data".split(),
+            str(tiny_dataset),
         ],
         capture_output=True,
         text=True,

@@ -25,6 +25,7 @@ def main():
     parser.add_argument("--blocks", type=int, default=4, help="residual blocks of the proxy (default: 4)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads, 0 for all (default: 0)")
     parser.add_argument("--steps", type=int, default=0, help="steps per epoch, 0 for one pass (default: 0)")
+    parser.add_argument("--data", default=str(training.DEFAULT_DATASET), help="the dataset (default: the bundled one)")
     args = parser.parse_args()
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -39,6 +40,7 @@ def main():
                     blocks=args.blocks,
                     epochs=args.epochs,
                     steps_per_epoch=args.steps,
+                    data=(args.data,),
                     patience=args.epochs,
                     loss=loss,
                     seed=0,
