@@ -44,14 +44,17 @@ def natural_image(height, width, seed=0):
     return np.clip(image, 0, 1).astype(np.float32)
 
 
-@pytest.fixture
-def tiny_dataset(tmp_path):
-    """A small .npz dataset (48 training and 8 test pairs) of generated images, made by degrade()."""
+def write_tiny_dataset(path):
+    """A small .npz dataset at `path` (48 training and 8 test pairs) of generated images, made by degrade()."""
     hr = np.stack([data_preparation.to_luma(natural_image(128, 128, seed)) for seed in range(56)])
     lr = data_preparation.degrade(hr)
-    path = tmp_path / "tiny.npz"
     data_preparation.save_dataset(path, lr[:48], hr[:48], lr[48:], hr[48:])
     return path
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path):
+    return write_tiny_dataset(tmp_path / "tiny.npz")
 
 
 def make_video(path, width, height, frames, audio=False, codec="libx264", sar="1/1"):

@@ -11,7 +11,7 @@ import sys
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from conftest import REPO, natural_image
+from conftest import REPO, natural_image, write_tiny_dataset
 
 import data_preparation as dp
 import model
@@ -81,10 +81,7 @@ TINY_RUN = "--new --width 8 --blocks 1 --epochs 1 --steps-per-epoch 4 --batch-si
 
 @pytest.fixture(scope="module")
 def tiny_dataset_module(tmp_path_factory):
-    hr = np.stack([dp.to_luma(natural_image(128, 128, seed)) for seed in range(40)])
-    path = tmp_path_factory.mktemp("data") / "tiny.npz"
-    dp.save_dataset(path, dp.degrade(hr[:32]), hr[:32], dp.degrade(hr[32:]), hr[32:])
-    return path
+    return write_tiny_dataset(tmp_path_factory.mktemp("data") / "tiny.npz")
 
 
 def finished(children, name):

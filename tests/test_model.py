@@ -10,13 +10,14 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import imageio.v3 as iio
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, mean_psnr, natural_image
+from conftest import REPO, mean_psnr, natural_image, write_tiny_dataset
 from test_data import run_main
 
 import data_preparation as dp
@@ -199,85 +200,77 @@ def free_ports(count):
     return ports
 
 
-@pytest.mark.slow
-def test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume(tiny_dataset, tmp_path):
-    """Two processes, the same command but TF_CONFIG, train from a folder of images; killed
-    together at step 10 and started again, they resume from step 9 and end with equal weights,
-    one model at --out and nothing else written by the non-chief."""
-    photos = tmp_path / "photos" / "nested"
+def two_workers_killed_then_resumed(folder):
+    """Two processes, the same command but TF_CONFIG, train from a folder of images; both SIGKILL
+    themselves at step 10, then start again. Returns ([(code, stdout, stderr)] killed, the same
+    finished)."""
+    photos = folder / "photos" / "nested"
     photos.mkdir(parents=True)
     for seed in range(4):
         iio.imwrite(photos / f"{seed}.png", dp.to_uint8(natural_image(150, 170, seed)))
     (photos / "notes.txt").write_text("not an image")
-    out = tmp_path / "out"
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
-    training.save_model(model.build_model(**TINY), tmp_path / "start.h5")  # continued, as the issue's command does
-    args = [
-        "--model",
-        str(tmp_path / "start.h5"),
-        "--strategy",
-        "multiworker",
-        "--images",
-        str(tmp_path / "photos"),
-        "--epochs",
-        "3",
-        "--steps-per-epoch",
-        "4",
-        "--backup-every",
-        "3",
-        "--out",
-        str(out / "m.h5"),
-        "--data",
-        str(tiny_dataset),
-        "--batch-size",
-        "8",
-        "--patch",
-        "24",
-        "--precision",
-        "float32",
-    ]
+    training.save_model(model.build_model(**TINY), folder / "start.h5")  # a model continued
+    args = ["--model", str(folder / "start.h5"), "--strategy", "multiworker", "--images", str(folder / "photos"),
+            *"--epochs 3 --steps-per-epoch 4 --backup-every 3 --batch-size 8 --patch 24 --precision float32".split(),
+            "--out", str(folder / "out" / "m.h5"), "--data", str(write_tiny_dataset(folder / "tiny.npz"))]  # fmt: skip
 
     def run_workers(command):
         workers = []
         for index in range(2):
-            (tmp_path / f"tmp{index}").mkdir(exist_ok=True)
-            env = {
-                **os.environ,
-                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
-                "TMPDIR": str(tmp_path / f"tmp{index}"),
-                "KILL_AT_STEP": "10",
-            }
-            workers.append(
-                subprocess.Popen(
-                    command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-                )
-            )
+            (folder / f"tmp{index}").mkdir(exist_ok=True)
+            task = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+            env = {**os.environ, "TF_CONFIG": task, "TMPDIR": str(folder / f"tmp{index}"), "KILL_AT_STEP": "10"}
+            workers.append(subprocess.Popen(command, env=env, cwd=folder, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, text=True))  # fmt: skip
         return [(worker.wait(timeout=240), *worker.communicate()) for worker in workers]
 
     killed = run_workers([sys.executable, "-c", KILLED_CHILD, str(REPO), "|".join(args)])
+    backups = (folder / "out" / ".m.h5.resume").is_dir(), list((folder / "tmp1").glob("sr-worker1-*/.m.h5.resume"))
+    return killed, backups, run_workers([sys.executable, str(REPO / "training.py"), *args])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def background(request, tmp_path_factory):
+    """The multi-process tests' child processes, started with the module so that they run beside
+    the tests in this process: {test name: future of what it checks}."""
+    wanted = {item.name for item in request.session.items}
+    jobs = {"test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume": two_workers_killed_then_resumed}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        yield {name: pool.submit(job, tmp_path_factory.mktemp("workers")) for name, job in jobs.items()
+               if name in wanted}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume(background):
+    """Killed together at step 10 and started again, two workers resume from step 9 and end with
+    equal weights, one model at --out and nothing else written by the non-chief."""
+    killed, (chief_backup, worker_backup), finished = background[
+        "test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume"].result(timeout=600)  # fmt: skip
     # Each SIGKILLs itself after step 10, unless it first sees its peer gone and stops with an error.
     codes = [code for code, _, _ in killed]
     assert -signal.SIGKILL in codes and 0 not in codes, [err[-1500:] for _, _, err in killed]
-    assert (out / ".m.h5.resume").is_dir() and list((tmp_path / "tmp1").glob("sr-worker1-*/.m.h5.resume"))
-    finished = run_workers([sys.executable, str(REPO / "training.py"), *args])
+    assert chief_backup and worker_backup
     assert [code for code, _, _ in finished] == [0, 0], [err[-1500:] for _, _, err in finished]
     for _, stdout, _ in finished:
         assert "at epoch 3, step 9" in stdout
     fingerprints = [re.findall(r"final weights crc32 (\w+)", stdout) for _, stdout, _ in finished]
     assert len(fingerprints[0]) == 1 and fingerprints[0] == fingerprints[1]
+    folder = next(iter(re.findall(r"saved in (\S+)/m.h5", finished[0][1])))
+    out = Path(folder)
     # The CSV log and the curve go beside --out when --history is not given.
     assert sorted(p.name for p in out.iterdir()) == ["history_m.csv", "history_m.json", "m.h5", "training_curve_m.png"]
     assert len((out / "history_m.csv").read_text().splitlines()) == 1 + 3  # each epoch logged once
     model.load_model(out / "m.h5")
-    assert list((tmp_path / "tmp1").glob("sr-worker*")) == []  # the other worker's scratch folder is gone
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "photos", "start.h5", "tiny.npz", "tmp0", "tmp1"]
+    root = out.parent
+    assert list((root / "tmp1").glob("sr-worker*")) == []  # the other worker's scratch folder is gone
+    assert sorted(p.name for p in root.iterdir()) == ["out", "photos", "start.h5", "tiny.npz", "tmp0", "tmp1"]
     # The text file is skipped, and the chief says so, once a run.
     assert [stderr.count("notes.txt: not a readable image") for _, _, stderr in finished] == [1, 0]
 
 
 STREAM_RSS = """
 import resource, sys
-import training
 import data_preparation as dp
 batches = dp.TrainingBatches(16, files=dp.image_files([sys.argv[1]]), patch=48)(0)
 for _ in range(60):
