@@ -468,7 +468,7 @@ def test_bfloat16_upscale_loses_at_most_002_db():
 def test_training_on_compressed_pairs_helps_on_compressed_input():
     """The same small network, seed and steps, trained on the pipeline's JPEG'd LR
     (degradation="jpeg") and on clean LR (96 bundled photo tiles): on JPEG q30 input the first wins
-    (by 0.3-0.5 dB with seeds 0-2; 300 steps were too few to be sure of it)."""
+    (by 0.36-0.55 dB with seeds 0-2 after 400 steps; 0.22-0.45 after 300)."""
     x_train, y_train, x_test, y_test = dp.load_dataset()
     x_train, y_train, x_test, y_test = x_train[:96], y_train[:96], x_test[::10], y_test[::10]
     compressed_input = np.stack([dp.jpeg_luma(lr, 30) for lr in x_test])
@@ -478,7 +478,7 @@ def test_training_on_compressed_pairs_helps_on_compressed_input():
         net = model.build_residual(16, 2)
         net.compile(optimizer=keras.optimizers.Adam(5e-3), loss="mean_absolute_error")
         batches = dp.TrainingBatches(8, x_train, y_train, seed=0, patch=24, degradation=degradation)(0)
-        net.fit(batches, steps_per_epoch=600, epochs=1, verbose=0)
+        net.fit(batches, steps_per_epoch=400, epochs=1, verbose=0)
         batches.close()
         psnr[degradation] = mean_psnr(y_test, model.upscale(net, compressed_input, precision="float32"))
     assert psnr["jpeg"] > psnr["none"] + 0.2, psnr
