@@ -40,7 +40,9 @@ def best_seconds(function, repeats):
 def matmul_tflops(dtype, size, repeats):
     a = keras.ops.cast(keras.random.normal((size, size)), dtype)
     b = keras.ops.cast(keras.random.normal((size, size)), dtype)
-    seconds = best_seconds(lambda: keras.ops.convert_to_numpy(keras.ops.matmul(a, b)[0, 0]), repeats)
+    seconds = best_seconds(
+        lambda: keras.ops.convert_to_numpy(keras.ops.cast(keras.ops.matmul(a, b)[0, 0], "float32")), repeats
+    )
     return 2 * size**3 / seconds / 1e12
 
 
