@@ -8,6 +8,11 @@ Conventions used by every script of the repo: images are float32 in [0, 1] with 
 (N, H, W, 1); the low-resolution image is made by `degrade()` alone (compressed variants, `jpeg()`,
 go on top of it); datasets are `.npz` files with keys x_train, y_train (LR, HR) and x_test,
 y_test, stored as uint8; every file is written whole or not at all (`atomic_output()`).
+
+Also here, in NumPy, Pillow and ffmpeg (no Keras, so the same on every backend): the degradations
+(`degrade()`, `jpeg_luma()`, `h264_luma()`), video I/O, and the training input pipeline
+(`TrainingBatches`: random patches, flips, the compressed-input degradations, tiles streamed from
+image folders), which training.py consumes.
 """
 
 import argparse

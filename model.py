@@ -277,6 +277,13 @@ def resolve_precision(precision="auto"):
     return "bfloat16" if fast else "float32"
 
 
+def add_compute_arguments(parser):
+    """--precision and --verbose, as every script that runs a model takes them."""
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto: bfloat16 on a GPU, or "
+                        "TensorFlow on a CPU that computes it natively; else float32 (default: auto)")  # fmt: skip
+    parser.add_argument("--verbose", action="store_true", help="also the backend's own start-up log")
+
+
 def backend_line(precision=None):
     """What the scripts print first: the Keras backend, its device, and the precision."""
     line = f"Keras {keras.__version__}, {keras.backend.backend()} backend, computing on the {compute_device()}"

@@ -46,11 +46,11 @@ from data_preparation import (
     write_bytes,
 )
 from model import (
-    PRECISIONS,
     RESULTS,
     SEED_MODEL,
     SKIMAGE_ORDERS,
     TILE,
+    add_compute_arguments,
     backend_line,
     interpolate,
     load_model,
@@ -513,14 +513,8 @@ def main(argv=None):
         action="store_true",
         help="average the model over the 8 flips/rotations (EDSR+): ~8x slower, a little better",
     )
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="auto",
-        help="auto: bfloat16 on a GPU, or TensorFlow on a CPU that computes it natively; else float32 (default: auto)",
-    )
     parser.add_argument("--show", action="store_true", help="also open the figures in windows")
-    parser.add_argument("--verbose", action="store_true", help="also the backend's own start-up log")
+    add_compute_arguments(parser)
     args = parser.parse_args(argv)
     print(backend_line(args.precision))
     if args.show:

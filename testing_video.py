@@ -50,8 +50,8 @@ from data_preparation import (
 from model import (
     COMPRESSED_MODEL,
     DEFAULT_MODEL,
-    PRECISIONS,
     RESULTS,
+    add_compute_arguments,
     backend_line,
     interpolate,
     load_model,
@@ -183,7 +183,7 @@ def experiment(model, video, out, frame_number=60, batch_size=32, crf=DEFAULT_CR
 
 
 FRAME_PIXELS = 2_100_000  # input pixels upscaled at once (one 1080p frame): memory follows, not the frame count
-SEGMENT_FRAMES = 50  # frames of each resumable piece of --mode upscale's output
+SEGMENT_FRAMES, SEGMENT_PIXELS = 50, 20_000_000  # a resumable piece of --mode upscale: frames, input pixels
 
 
 def frames_at_once(width, height, limit):
@@ -218,29 +218,32 @@ class Segments:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def recipe(model, video, crf, precision):
-    """What makes a run's output: the source file (path, size, time), the model's weights, the settings."""
+def recipe(model, video, crf, precision, length):
+    """What makes a run's output: the source file (path, size, time), the model's weights, the
+    settings and the segments' length."""
     stat = Path(video).stat()
     weights = zlib.crc32(b"".join(np.asarray(w, np.float32).tobytes() for w in model.get_weights()))
     return {"video": str(Path(video).resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-            "weights_crc32": weights, "crf": crf, "precision": precision, "segment_frames": SEGMENT_FRAMES}  # fmt: skip
+            "weights_crc32": weights, "crf": crf, "precision": precision, "segment_frames": length}  # fmt: skip
 
 
 def upscale_video(model, video, out, batch_size=32, crf=DEFAULT_CRF, precision="auto"):
     """2x the video as it is, in colour, at its frame rate and pixel aspect ratio, with its audio;
-    in segments of SEGMENT_FRAMES, so that a stopped run continues where it was."""
+    in segments of at most SEGMENT_FRAMES frames and SEGMENT_PIXELS pixels (9 frames of 1080p),
+    so that a stopped run continues where it was and loses at most a segment's work."""
     info = video_info(video)
     width, height = info["size"]
     target = Path(out) / "output_video.mp4"
-    segments = Segments(target, recipe(model, video, crf, precision))
+    length = max(1, min(SEGMENT_FRAMES, SEGMENT_PIXELS // (width * height)))  # frames a segment
+    segments = Segments(target, recipe(model, video, crf, precision, length))
     done, total = len(segments.done()), imageio_ffmpeg.count_frames_and_secs(str(video))[0]
-    frames = itertools.islice(read_video(video), done * SEGMENT_FRAMES, None)  # decoded, not upscaled again
+    frames = itertools.islice(read_video(video), done * length, None)  # decoded, not upscaled again
     at_once = frames_at_once(width, height, batch_size)
-    with tqdm(total=total, initial=min(total, done * SEGMENT_FRAMES), desc=Path(video).name, unit="frame") as bar:
+    with tqdm(total=total, initial=min(total, done * length), desc=Path(video).name, unit="frame") as bar:
         if done:
-            tqdm.write(f"{done * SEGMENT_FRAMES} frames upscaled before: going on from there")
+            tqdm.write(f"{done * length} frames upscaled before: going on from there")
         for index in itertools.count(done):
-            segment = itertools.islice(frames, SEGMENT_FRAMES)
+            segment = itertools.islice(frames, length)
             first = next(segment, None)
             if first is None:
                 break
@@ -323,13 +326,7 @@ def main(argv=None):
         default=32,
         help="frames upscaled at once, at most: fewer when they are large (default: 32)",
     )
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="auto",
-        help="auto: bfloat16 on a GPU, or TensorFlow on a CPU that computes it natively; else float32 (default: auto)",
-    )
-    parser.add_argument("--verbose", action="store_true", help="also the backend's own start-up log")
+    add_compute_arguments(parser)
     args = parser.parse_args(argv)
     print(backend_line(args.precision))
     try:
