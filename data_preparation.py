@@ -362,7 +362,20 @@ def raw_frames(path, pix_fmt="rgb24", bits_per_pixel=24, output_params=()):
     and its pipes closed however the reading ends."""
     width, height = video_info(path)["size"]
     frame_bytes = width * height * bits_per_pixel // 8
-    command = ffmpeg("-loglevel", "error", "-i", path, *output_params, "-f", "rawvideo", "-pix_fmt", pix_fmt, "-")
+    command = ffmpeg(
+        "-loglevel",
+        "error",
+        "-i",
+        path,
+        *output_params,
+        "-fps_mode",
+        "passthrough",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        pix_fmt,
+        "-",
+    )  # every frame decoded, once: none dropped or doubled for a rate
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as process:
         try:
             while len(frame := process.stdout.read(frame_bytes)) == frame_bytes:

@@ -79,11 +79,11 @@ class VideoWriter:
     The file appears only when the writer closes without error (atomic_output); `sar` keeps a
     non-square pixel shape ("128:117")."""
 
-    def __init__(self, path, width, height, fps, grey=False, crf=DEFAULT_CRF, sar="1:1"):
+    def __init__(self, path, width, height, fps, grey=False, crf=DEFAULT_CRF, sar="1:1", options=()):
         self.path = Path(path)
         self.output = atomic_output(self.path)
         self.partial = self.output.__enter__()
-        options = ["-crf", crf, "-vf", f"setsar={sar.replace(':', '/')}", *EXACT_SCALING]
+        options = ["-crf", crf, "-vf", f"setsar={sar.replace(':', '/')}", *EXACT_SCALING, *options]
         try:
             self.encoder = VideoEncoder(self.partial, width, height, fps, "gray" if grey else "rgb24", options)
         except OSError as error:
@@ -107,22 +107,25 @@ class VideoWriter:
 
 
 def join(segments, audio_from, target):
-    """The segment files one after the other (copied, not re-encoded) into `target`, with the audio
-    stream of `audio_from` if it has one (`1:a?`): copied, or re-encoded to AAC only where the
-    .mp4 container cannot hold its codec. Written whole or not at all."""
-    listing = target.with_name(f".{target.name}.segments.txt")
-    listing.write_text("".join(f"file '{segment.resolve()}'\n" for segment in segments))
+    """The segments (MPEG-TS, each stamped with its own start time, so that one after the other
+    they are one stream) copied, not re-encoded, into `target`, with the audio stream of
+    `audio_from` if it has one (`1:a?`): copied, or re-encoded to AAC only where the .mp4
+    container cannot hold its codec. Written whole or not at all."""
+    whole = target.with_name(f".{target.name}.ts")
+    with open(whole, "wb") as joined:
+        for segment in segments:
+            with open(segment, "rb") as part:
+                shutil.copyfileobj(part, joined)
     try:
         with atomic_output(target) as temporary:
-            for audio_codec in ("copy", "aac"):
-                command = ffmpeg("-y", "-loglevel", "error", "-f", "concat", "-safe", "0", "-i", listing, "-i",
-                                 audio_from, "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy", "-c:a", audio_codec,
-                                 temporary)  # fmt: skip
+            for audio in ("copy", "aac"):
+                command = ffmpeg("-y", "-loglevel", "error", "-i", whole, "-i", audio_from, "-map", "0:v:0",
+                                 "-map", "1:a:0?", "-c:v", "copy", "-c:a", audio, temporary)  # fmt: skip
                 if subprocess.run(command, capture_output=True).returncode == 0:
                     return
             raise DataError(f"{audio_from}: its audio could not be copied")
     finally:
-        listing.unlink(missing_ok=True)
+        whole.unlink(missing_ok=True)
 
 
 def label_band(width, height=32):
@@ -209,10 +212,10 @@ class Segments:
         write_bytes(manifest, json.dumps(recipe).encode())
 
     def done(self):
-        return sorted(self.folder.glob("segment*.mp4"))
+        return sorted(self.folder.glob("segment*.ts"))
 
     def path(self, index):
-        return self.folder / f"segment{index:05d}.mp4"
+        return self.folder / f"segment{index:05d}.ts"
 
     def remove(self):
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -247,9 +250,10 @@ def upscale_video(model, video, out, batch_size=32, crf=DEFAULT_CRF, precision="
             first = next(segment, None)
             if first is None:
                 break
-            with VideoWriter(
-                segments.path(index), 2 * width, 2 * height, info["fps"], crf=crf, sar=info["sar"]
-            ) as writer:
+            # Each segment's time stamps go on from the last one's; without B-frames none is before its start.
+            starts_at = ["-bf", 0, "-output_ts_offset", index * length / info["fps"], "-muxdelay", 0, "-muxpreload", 0]
+            with VideoWriter(segments.path(index), 2 * width, 2 * height, info["fps"], crf=crf, sar=info["sar"],
+                             options=starts_at) as writer:  # fmt: skip
                 for chunk in batches(itertools.chain([first], segment), at_once):
                     writer.write(upscale_color(model, chunk, precision=precision))
                     bar.update(len(chunk))
