@@ -359,9 +359,9 @@ for argv in sys.argv[2:]:  # each a run, one after the other
 
 
 def kill_resume_and_run_whole(backend, tiny_dataset, folder):
-    """On `backend`: a run SIGKILLed at step 15 (mid-epoch: 6 steps an epoch; its last backup is of
-    step 12), then, in a second process, the same command again, and an uninterrupted run of it.
-    Returns (state saved at the kill, the second process)."""
+    """On `backend`: a run SIGKILLed at step 17 (6 steps an epoch: its last backup, of step 16, is
+    in the middle of the third), then, in a second process, the same command again and an
+    uninterrupted run of it. Returns (the state saved at the kill, the second process)."""
     args = [*"--new --width 8 --blocks 1 --epochs 4 --batch-size 8 --patch 24 --backup-every 4".split(),
             "--precision", "float32", "--data", str(tiny_dataset)]  # fmt: skip
 
@@ -372,7 +372,7 @@ def kill_resume_and_run_whole(backend, tiny_dataset, folder):
                               text=True, env=env, timeout=300)  # fmt: skip
 
     folder.mkdir()
-    killed = runs("m.h5", kill_at_step=15)
+    killed = runs("m.h5", kill_at_step=17)
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     state = json.loads((folder / ".m.h5.resume" / "state.json").read_text())
     assert model.load_model(folder / "m.h5")  # the best model on disk is whole, whenever the kill came
@@ -385,7 +385,7 @@ BACKENDS = ["tensorflow", "jax"] + (["torch"] if importlib.util.find_spec("torch
 @pytest.mark.slow
 def test_resume_after_sigkill_ends_as_an_uninterrupted_run(tiny_dataset, tmp_path):
     """On every backend (side by side): killed with SIGKILL mid-epoch and started again with the
-    same command, training goes on from its last backup (weights, optimizer, step 12) on the
+    same command, training goes on from its last backup (weights, optimizer, step 16) on the
     batches it would have seen, and ends with the model an uninterrupted run makes."""
     with concurrent.futures.ThreadPoolExecutor(len(BACKENDS)) as pool:
         runs = [
@@ -394,10 +394,10 @@ def test_resume_after_sigkill_ends_as_an_uninterrupted_run(tiny_dataset, tmp_pat
         results = {backend: run.result() for backend, run in zip(BACKENDS, runs)}
     for backend, (state, second) in results.items():
         folder = tmp_path / backend
-        assert state["step"] == 12, backend
+        assert state["step"] == 16, backend
         assert second.returncode == 0, second.stdout + second.stderr
         assert second.stdout.startswith(f"Keras {keras.__version__}, {backend} backend, computing on the cpu")
-        assert f"resuming {folder / 'm.h5'} at epoch 3, step 12" in second.stdout
+        assert f"resuming {folder / 'm.h5'} at epoch 3, step 16" in second.stdout
         epochs = [int(line.split(",")[0]) for line in (folder / "history_m.csv").read_text().splitlines()[1:]]
         assert epochs == list(range(4))  # the log goes on where it stopped, not from scratch
         assert not (folder / ".m.h5.resume").exists()
