@@ -452,7 +452,7 @@ def test_bfloat16_upscale_loses_at_most_002_db():
     """upscale() in bfloat16 really computes in bfloat16 (the fixed bicubic skip and the output stay
     float32), and on the bundled test split that costs <= 0.02 dB against float32."""
     net = model.load_model(REPO / "model.h5")
-    _, _, x_test, y_test = (array[::2] for array in dp.load_dataset())  # every other test pair: 154
+    _, _, x_test, y_test = (array[::4] for array in dp.load_dataset())  # every fourth test pair: 77
     outputs = {precision: model.upscale(net, x_test, precision=precision) for precision in ("float32", "bfloat16")}
     psnr = {precision: mean_psnr(y_test, sr) for precision, sr in outputs.items()}
     assert abs(psnr["bfloat16"] - psnr["float32"]) <= 0.02, psnr
