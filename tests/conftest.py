@@ -1,9 +1,12 @@
 """Shared fixtures: the repo on sys.path, two logical CPU devices (for MirroredStrategy), and small
 generated images, datasets and videos."""
 
+import concurrent.futures
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +104,42 @@ def mean_psnr(hr, sr):
     """Mean PSNR (dB) over a batch of images in [0, 1], each image's own MSE."""
     mse = np.mean((np.asarray(hr, np.float64) - np.clip(sr, 0, 1)) ** 2, axis=(1, 2, 3))
     return float(np.mean(10 * np.log10(1 / mse)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs of child processes started with the session, beside the tests, for the tests that read
+# them: most of a child's time is a single-threaded start-up, which the other core can share.
+
+BACKGROUND = {}  # job -> the names of the tests that read its result
+
+
+def in_background(*test_names):
+    """Decorator: run this job (a function of an empty folder) when the session starts, if one of
+    `test_names` was collected; those tests get its result from the `background` fixture."""
+
+    def register(job):
+        BACKGROUND[job] = set(test_names)
+        return job
+
+    return register
+
+
+def pytest_collection_finish(session):
+    wanted = {item.originalname or item.name for item in session.items}
+    jobs = [job for job, names in BACKGROUND.items() if names & wanted]
+    session.config.background_folder = Path(tempfile.mkdtemp(prefix="sr-background-"))
+    session.config.background_pool = pool = concurrent.futures.ThreadPoolExecutor(2)
+    session.config.background = {job: pool.submit(job, session.config.background_folder / job.__name__)
+                                 for job in jobs}  # fmt: skip
+
+
+def pytest_sessionfinish(session):
+    if hasattr(session.config, "background_pool"):
+        session.config.background_pool.shutdown(cancel_futures=True)
+        shutil.rmtree(session.config.background_folder, ignore_errors=True)
+
+
+@pytest.fixture
+def background(request):
+    """The result of a background job: background(job), waiting for it if it is still running."""
+    return lambda job: request.config.background[job].result(timeout=900)

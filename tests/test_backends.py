@@ -11,7 +11,7 @@ import sys
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from conftest import REPO, natural_image, write_tiny_dataset
+from conftest import REPO, in_background, natural_image, write_tiny_dataset
 
 import data_preparation as dp
 import model
@@ -51,17 +51,25 @@ def child(backend, code, *args, env=None):
                           capture_output=True, text=True, env=environment, timeout=300)  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def children(tmp_path_factory, tiny_dataset_module):
+TINY_RUN = "--new --width 8 --blocks 1 --epochs 1 --steps-per-epoch 4 --batch-size 8 --patch 24 --precision float32"
+
+
+@in_background(
+    "test_training_without_tensorflow_saves_a_model_tensorflow_runs_alike",
+    "test_upscale_equals_tensorflows_on_odd_sizes_colour_and_tiles",
+    "test_testing_upscale_writes_the_same_images_under_jax",
+    "test_mirrored_under_jax_spreads_each_batch_over_the_devices",
+)
+def children(root):
     """{name: (folder, CompletedProcess)} of every child process, run side by side."""
-    root = tmp_path_factory.mktemp("backends")
-    (root / "in").mkdir()
+    (root / "in").mkdir(parents=True)
     iio.imwrite(root / "in" / "a.png", dp.to_uint8(natural_image(45, 61, 1)))
     iio.imwrite(root / "in" / "b.jpg", dp.to_uint8(natural_image(64, 48, 2)), quality=70)
+    tiny = write_tiny_dataset(root / "tiny.npz")
     jobs = {"upscale_dir": ("jax", "testing.py", "--upscale", root / "in", "--out", root / "jax",
                             "--precision", "float32"),
             "mirrored": ("jax", "training.py", *TINY_RUN.split(), "--strategy", "mirrored", "--data",
-                         tiny_dataset_module, "--out", root / "mirrored.h5")}  # fmt: skip
+                         tiny, "--out", root / "mirrored.h5")}  # fmt: skip
     for backend in ["jax"] + ["torch"] * HAS_TORCH:
         folder = root / backend
         (folder / "photos").mkdir(parents=True)
@@ -69,32 +77,24 @@ def children(tmp_path_factory, tiny_dataset_module):
             iio.imwrite(folder / "photos" / f"{seed}.png", dp.to_uint8(natural_image(160, 200, seed)))
         np.save(folder / "grey.npy", np.stack([dp.to_luma(natural_image(37, 53, seed)) for seed in range(2)]))
         np.save(folder / "colour.npy", np.stack([natural_image(37, 53, 7), natural_image(37, 53, 8)]))
-        jobs[backend] = (backend, TRAIN_AND_UPSCALE, folder, *TINY_RUN.split(), "--data", tiny_dataset_module)
+        jobs[backend] = (backend, TRAIN_AND_UPSCALE, folder, *TINY_RUN.split(), "--data", tiny)
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         env = {"mirrored": {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}}
         runs = {name: pool.submit(child, *job, env=env.get(name)) for name, job in jobs.items()}
         return {name: (root / name if name in ("jax", "torch") else root, run.result()) for name, run in runs.items()}
 
 
-TINY_RUN = "--new --width 8 --blocks 1 --epochs 1 --steps-per-epoch 4 --batch-size 8 --patch 24 --precision float32"
-
-
-@pytest.fixture(scope="module")
-def tiny_dataset_module(tmp_path_factory):
-    return write_tiny_dataset(tmp_path_factory.mktemp("data") / "tiny.npz")
-
-
-def finished(children, name):
-    folder, result = children[name]
+def finished(background, name):
+    folder, result = background(children)[name]
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return folder, result
 
 
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
-def test_training_without_tensorflow_saves_a_model_tensorflow_runs_alike(backend, children):
+def test_training_without_tensorflow_saves_a_model_tensorflow_runs_alike(backend, background):
     """training.py on `backend`, from the bundled-format .npz and from a folder of images: each
     model it saves loads in TensorFlow and gives the output it gave there (within 1e-5)."""
-    folder, result = finished(children, backend)
+    folder, result = finished(background, backend)
     assert result.stdout.startswith(f"Keras 3.15.1, {backend} backend, computing on the cpu in float32")
     assert result.stdout.count("best validation PSNR") == 2
     lr = np.load(folder / "grey.npy")[:1]
@@ -104,8 +104,8 @@ def test_training_without_tensorflow_saves_a_model_tensorflow_runs_alike(backend
 
 
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
-def test_upscale_equals_tensorflows_on_odd_sizes_colour_and_tiles(backend, children):
-    folder, _ = finished(children, backend)
+def test_upscale_equals_tensorflows_on_odd_sizes_colour_and_tiles(backend, background):
+    folder, _ = finished(background, backend)
     grey, colour = np.load(folder / "grey.npy"), np.load(folder / "colour.npy")
     for path in (model.DEFAULT_MODEL, model.COMPRESSED_MODEL):
         net, theirs = model.load_model(path), np.load(folder / f"{path.stem}.npz")
@@ -116,10 +116,10 @@ def test_upscale_equals_tensorflows_on_odd_sizes_colour_and_tiles(backend, child
         np.testing.assert_allclose(theirs["colour"], ours, atol=1e-5)
 
 
-def test_testing_upscale_writes_the_same_images_under_jax(children):
+def test_testing_upscale_writes_the_same_images_under_jax(background):
     """testing.py --upscale DIR (a PNG and a JPEG, so both committed models) under JAX writes the
     images TensorFlow writes."""
-    root, _ = finished(children, "upscale_dir")
+    root, _ = finished(background, "upscale_dir")
     testing.main(["--upscale", str(root / "in"), "--out", str(root / "tf"), "--precision", "float32"])
     for name in ("a.png", "b.png"):
         ours, theirs = (iio.imread(root / side / name).astype(np.float64) for side in ("tf", "jax"))
@@ -127,9 +127,9 @@ def test_testing_upscale_writes_the_same_images_under_jax(children):
         assert np.mean(np.abs(dp.to_luma(ours / 255) - dp.to_luma(theirs / 255))) <= 1e-4
 
 
-def test_mirrored_under_jax_spreads_each_batch_over_the_devices(children):
+def test_mirrored_under_jax_spreads_each_batch_over_the_devices(background):
     """--strategy mirrored is keras.distribution.DataParallel under JAX: two (CPU) devices, two
     replicas, as the run itself reports."""
-    root, result = finished(children, "mirrored")
+    root, result = finished(background, "mirrored")
     assert "training on 2 replicas" in result.stdout
     model.load_model(root / "mirrored.h5")

@@ -6,10 +6,12 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -17,7 +19,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, mean_psnr, natural_image, write_tiny_dataset
+from conftest import REPO, in_background, mean_psnr, natural_image, write_tiny_dataset
 from test_data import run_main
 
 import data_preparation as dp
@@ -200,6 +202,7 @@ def free_ports(count):
     return ports
 
 
+@in_background("test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume")
 def two_workers_killed_then_resumed(folder):
     """Two processes, the same command but TF_CONFIG, train from a folder of images; both SIGKILL
     themselves at step 10, then start again. Returns ([(code, stdout, stderr)] killed, the same
@@ -210,7 +213,8 @@ def two_workers_killed_then_resumed(folder):
         iio.imwrite(photos / f"{seed}.png", dp.to_uint8(natural_image(150, 170, seed)))
     (photos / "notes.txt").write_text("not an image")
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
-    training.save_model(model.build_model(**TINY), folder / "start.h5")  # a model continued
+    start = f"import model, training; training.save_model(model.build_model(8, 1), {str(folder / 'start.h5')!r})"
+    subprocess.run([sys.executable, "-c", start], cwd=REPO, check=True, capture_output=True)  # a model continued
     args = ["--model", str(folder / "start.h5"), "--strategy", "multiworker", "--images", str(folder / "photos"),
             *"--epochs 3 --steps-per-epoch 4 --backup-every 3 --batch-size 8 --patch 24 --precision float32".split(),
             "--out", str(folder / "out" / "m.h5"), "--data", str(write_tiny_dataset(folder / "tiny.npz"))]  # fmt: skip
@@ -230,23 +234,11 @@ def two_workers_killed_then_resumed(folder):
     return killed, backups, run_workers([sys.executable, str(REPO / "training.py"), *args])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def background(request, tmp_path_factory):
-    """The multi-process tests' child processes, started with the module so that they run beside
-    the tests in this process: {test name: future of what it checks}."""
-    wanted = {item.name for item in request.session.items}
-    jobs = {"test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume": two_workers_killed_then_resumed}
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        yield {name: pool.submit(job, tmp_path_factory.mktemp("workers")) for name, job in jobs.items()
-               if name in wanted}  # fmt: skip
-
-
 @pytest.mark.slow
 def test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume(background):
     """Killed together at step 10 and started again, two workers resume from step 9 and end with
     equal weights, one model at --out and nothing else written by the non-chief."""
-    killed, (chief_backup, worker_backup), finished = background[
-        "test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume"].result(timeout=600)  # fmt: skip
+    killed, (chief_backup, worker_backup), finished = background(two_workers_killed_then_resumed)
     # Each SIGKILLs itself after step 10, unless it first sees its peer gone and stops with an error.
     codes = [code for code, _, _ in killed]
     assert -signal.SIGKILL in codes and 0 not in codes, [err[-1500:] for _, _, err in killed]
@@ -361,7 +353,8 @@ for argv in sys.argv[2:]:  # each a run, one after the other
 def kill_resume_and_run_whole(backend, tiny_dataset, folder):
     """On `backend`: a run SIGKILLed at step 17 (6 steps an epoch: its last backup, of step 16, is
     in the middle of the third), then, in a second process, the same command again and an
-    uninterrupted run of it. Returns (the state saved at the kill, the second process)."""
+    uninterrupted run of it. Returns (the state saved at the kill, the second process); the model
+    file as the kill left it is kept as at_kill.h5."""
     args = [*"--new --width 8 --blocks 1 --epochs 4 --batch-size 8 --patch 24 --backup-every 4".split(),
             "--precision", "float32", "--data", str(tiny_dataset)]  # fmt: skip
 
@@ -371,30 +364,36 @@ def kill_resume_and_run_whole(backend, tiny_dataset, folder):
         return subprocess.run([sys.executable, "-c", KILLED_CHILD, str(REPO), *argvs], capture_output=True,
                               text=True, env=env, timeout=300)  # fmt: skip
 
-    folder.mkdir()
+    folder.mkdir(parents=True)
     killed = runs("m.h5", kill_at_step=17)
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     state = json.loads((folder / ".m.h5.resume" / "state.json").read_text())
-    assert model.load_model(folder / "m.h5")  # the best model on disk is whole, whenever the kill came
+    shutil.copy(folder / "m.h5", folder / "at_kill.h5")
     return state, runs("m.h5", "whole.h5")
 
 
 BACKENDS = ["tensorflow", "jax"] + (["torch"] if importlib.util.find_spec("torch") else [])  # PyTorch: where installed
 
 
-@pytest.mark.slow
-def test_resume_after_sigkill_ends_as_an_uninterrupted_run(tiny_dataset, tmp_path):
-    """On every backend (side by side): killed with SIGKILL mid-epoch and started again with the
-    same command, training goes on from its last backup (weights, optimizer, step 16) on the
-    batches it would have seen, and ends with the model an uninterrupted run makes."""
+@in_background("test_resume_after_sigkill_ends_as_an_uninterrupted_run")
+def resumed_on_every_backend(folder):
+    """kill_resume_and_run_whole() on every backend, side by side: {backend: (folder, its result)}."""
+    tiny = write_tiny_dataset(Path(tempfile.mkdtemp()) / "tiny.npz")
     with concurrent.futures.ThreadPoolExecutor(len(BACKENDS)) as pool:
-        runs = [
-            pool.submit(kill_resume_and_run_whole, backend, tiny_dataset, tmp_path / backend) for backend in BACKENDS
-        ]
-        results = {backend: run.result() for backend, run in zip(BACKENDS, runs)}
-    for backend, (state, second) in results.items():
-        folder = tmp_path / backend
+        runs = {
+            backend: pool.submit(kill_resume_and_run_whole, backend, tiny, folder / backend) for backend in BACKENDS
+        }
+        return {backend: (folder / backend, *run.result()) for backend, run in runs.items()}
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_ends_as_an_uninterrupted_run(background):
+    """On every backend: killed with SIGKILL mid-epoch and started again with the same command,
+    training goes on from its last backup (weights, optimizer, step 16) on the batches it would
+    have seen, and ends with the model an uninterrupted run makes."""
+    for backend, (folder, state, second) in background(resumed_on_every_backend).items():
         assert state["step"] == 16, backend
+        assert model.load_model(folder / "at_kill.h5")  # the best model on disk is whole, whenever the kill came
         assert second.returncode == 0, second.stdout + second.stderr
         assert second.stdout.startswith(f"Keras {keras.__version__}, {backend} backend, computing on the cpu")
         assert f"resuming {folder / 'm.h5'} at epoch 3, step 16" in second.stdout

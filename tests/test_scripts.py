@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import REPO, in_background
 
 import data_preparation
 import testing
@@ -123,21 +123,29 @@ UNWRITABLE = [
 ]
 
 
-@pytest.mark.slow
-def test_an_unwritable_out_is_one_line_and_exit_status_1(tmp_path):
-    """--out under a file, where a folder should be, for every script: one line naming the path,
-    exit status 1, nothing written, before any work (the scripts run side by side)."""
-    (tmp_path / "file").write_text("a file where a folder should be")
+@in_background("test_an_unwritable_out_is_one_line_and_exit_status_1")
+def unwritable_runs(folder):
+    """Every script with --out under a file, where a folder should be, side by side: the folder and
+    the CompletedProcess of each case."""
+    folder.mkdir(parents=True)
+    (folder / "file").write_text("a file where a folder should be")
 
     def run(case):
         script, args, out = case
-        command = [sys.executable, str(REPO / script), *args, "--out", str(tmp_path / "file" / "out" / out)]
+        command = [sys.executable, str(REPO / script), *args, "--out", str(folder / "file" / "out" / out)]
         return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
 
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        results = list(pool.map(run, UNWRITABLE))
+        return folder, list(pool.map(run, UNWRITABLE))
+
+
+@pytest.mark.slow
+def test_an_unwritable_out_is_one_line_and_exit_status_1(background):
+    """--out under a file, where a folder should be, for every script: one line naming the path,
+    exit status 1, nothing written, before any work."""
+    folder, results = background(unwritable_runs)
     for (script, args, out), result in zip(UNWRITABLE, results):
-        target = tmp_path / "file" / "out" / out
+        target = folder / "file" / "out" / out
         assert (result.returncode, result.stderr.strip().splitlines()) == (
             1, [f"error: {target}: cannot write (Not a directory)"]), (script, args, result.stderr[-2000:])  # fmt: skip
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    assert sorted(p.name for p in folder.iterdir()) == ["file"]

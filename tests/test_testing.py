@@ -1,6 +1,5 @@
 """testing.py: metrics, the benchmark protocol (clean and JPEG), the colour path, users' files, the default run."""
 
-import concurrent.futures
 import csv
 import functools
 import subprocess
@@ -10,7 +9,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import scipy.ndimage
-from conftest import BENCHMARKS, REPO, natural_image, peak_rss_mb
+from conftest import BENCHMARKS, REPO, in_background, natural_image, peak_rss_mb
 from PIL import Image, ImageCms
 from skimage.color import rgb2hsv
 from test_data import run_main
@@ -25,33 +24,20 @@ def net():
     return model.load_model(REPO / "model.h5")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def photo_runs(request, tmp_path_factory):
+@in_background("test_a_photo_16_times_larger_takes_little_more_memory")
+def photo_peaks(folder):
     """testing.py --upscale on a 512x384 and a 2048x1536 photo (16x the pixels), each in a fresh
-    process, started when this module's first test starts so that their ~20 s overlap with the
-    other tests; {name: (output folder, peak MB)}."""
-    if not any(item.name.startswith("test_a_photo_16_times") for item in request.session.items):
-        yield {}  # that test is not among those run (-m "not slow", -k)
-        return
-    folder = tmp_path_factory.mktemp("large")
+    process: {name: (output folder, peak MB)}."""
+    folder.mkdir(parents=True)
     small = (natural_image(384, 512, 7) * 255).astype(np.uint8)
     iio.imwrite(folder / "small.png", small)
     iio.imwrite(folder / "large.png", np.tile(small, (4, 4, 1)))
-
-    def run(name):
-        out = folder / f"out_{name}"
-        command = [
-            sys.executable,
-            str(REPO / "testing.py"),
-            "--upscale",
-            str(folder / f"{name}.png"),
-            "--out",
-            str(out),
-        ]
-        return out, peak_rss_mb(command)
-
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        yield {name: pool.submit(run, name) for name in ("small", "large")}
+    runs = {}
+    for name in ("small", "large"):
+        command = [sys.executable, str(REPO / "testing.py"), "--upscale", str(folder / f"{name}.png"), "--out",
+                   str(folder / f"out_{name}")]  # fmt: skip
+        runs[name] = folder / f"out_{name}", peak_rss_mb(command)
+    return runs
 
 
 def run_cli(*args):
@@ -269,10 +255,10 @@ def test_default_run_writes_metrics_and_figures(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_a_photo_16_times_larger_takes_little_more_memory(photo_runs):
+def test_a_photo_16_times_larger_takes_little_more_memory(background):
     """A photo goes through in strips and tiles: a 2048x1536 one (12.6 MP out) peaks, in a fresh
     process, under 500 MB above a 512x384 one (270 MB here), where converting its colour whole
     takes 790 MB more and running its luma untiled more still."""
-    (_, small_mb), (out, large_mb) = (photo_runs[name].result(timeout=600) for name in ("small", "large"))
+    (_, small_mb), (out, large_mb) = background(photo_peaks).values()
     assert iio.improps(out / "large.png").shape == (3072, 4096, 3)
     assert large_mb - small_mb < 500, f"peak RSS {small_mb:.0f} MB -> {large_mb:.0f} MB"
