@@ -213,7 +213,7 @@ def two_workers_killed_then_resumed(folder):
         iio.imwrite(photos / f"{seed}.png", dp.to_uint8(natural_image(150, 170, seed)))
     (photos / "notes.txt").write_text("not an image")
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
-    start = f"import model, training; training.save_model(model.build_model(8, 1), {str(folder / 'start.h5')!r})"
+    start = f"import model, training; training.save_model(model.build_residual(8, 1), {str(folder / 'start.h5')!r})"
     subprocess.run([sys.executable, "-c", start], cwd=REPO, check=True, capture_output=True)  # a model continued
     args = ["--model", str(folder / "start.h5"), "--strategy", "multiworker", "--images", str(folder / "photos"),
             *"--epochs 3 --steps-per-epoch 4 --backup-every 3 --batch-size 8 --patch 24 --precision float32".split(),
