@@ -213,9 +213,7 @@ def two_workers_killed_then_resumed(folder):
         iio.imwrite(photos / f"{seed}.png", dp.to_uint8(natural_image(150, 170, seed)))
     (photos / "notes.txt").write_text("not an image")
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
-    start = f"import model, training; training.save_model(model.build_residual(8, 1), {str(folder / 'start.h5')!r})"
-    subprocess.run([sys.executable, "-c", start], cwd=REPO, check=True, capture_output=True)  # a model continued
-    args = ["--model", str(folder / "start.h5"), "--strategy", "multiworker", "--images", str(folder / "photos"),
+    args = [*"--new --width 8 --blocks 1 --strategy multiworker --images".split(), str(folder / "photos"),
             *"--epochs 3 --steps-per-epoch 4 --backup-every 3 --batch-size 8 --patch 24 --precision float32".split(),
             "--out", str(folder / "out" / "m.h5"), "--data", str(write_tiny_dataset(folder / "tiny.npz"))]  # fmt: skip
 
@@ -256,7 +254,7 @@ def test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume(backgr
     model.load_model(out / "m.h5")
     root = out.parent
     assert list((root / "tmp1").glob("sr-worker*")) == []  # the other worker's scratch folder is gone
-    assert sorted(p.name for p in root.iterdir()) == ["out", "photos", "start.h5", "tiny.npz", "tmp0", "tmp1"]
+    assert sorted(p.name for p in root.iterdir()) == ["out", "photos", "tiny.npz", "tmp0", "tmp1"]
     # The text file is skipped, and the chief says so, once a run.
     assert [stderr.count("notes.txt: not a readable image") for _, _, stderr in finished] == [1, 0]
 
