@@ -3,6 +3,7 @@ made unimportable, against TensorFlow in this process. The child processes all s
 when the module does (each takes seconds, mostly importing) and each test checks what one made."""
 
 import concurrent.futures
+import functools
 import importlib.util
 import os
 import subprocess
@@ -23,16 +24,18 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 OTHER_BACKENDS = ["jax", pytest.param("torch", marks=pytest.mark.skipif(
     not HAS_TORCH, reason="PyTorch is not installed here (pip install torch): its tests are skipped"))]  # fmt: skip
 WITHOUT_TENSORFLOW = "import sys; sys.modules['tensorflow'] = None; sys.path.insert(0, sys.argv.pop(1))\n"
+load = functools.partial(np.load, allow_pickle=False)  # arrays only: a pickle in a file could run code
 RUN_SCRIPT = "import runpy; sys.argv.pop(0); runpy.run_path(sys.argv[0], run_name='__main__')"
 
 TRAIN_AND_UPSCALE = """
-import model, numpy as np, pathlib, training
+import functools, model, numpy as np, pathlib, training
+load = functools.partial(np.load, allow_pickle=False)
 folder, common = pathlib.Path(sys.argv[1]), sys.argv[2:]
 for name, source in (("npz", []), ("folder", ["--images", str(folder / "photos")])):
     training.main([*common, *source, "--out", str(folder / f"{name}.h5")])
     net = model.load_model(folder / f"{name}.h5")
-    np.save(folder / f"{name}.npy", model.upscale(net, np.load(folder / "grey.npy")[:1], precision="float32"))
-grey, colour = np.load(folder / "grey.npy"), np.load(folder / "colour.npy")
+    np.save(folder / f"{name}.npy", model.upscale(net, load(folder / "grey.npy")[:1], precision="float32"))
+grey, colour = load(folder / "grey.npy"), load(folder / "colour.npy")
 for path in (model.DEFAULT_MODEL, model.COMPRESSED_MODEL):
     net = model.load_model(path)
     np.savez(folder / f"{path.stem}.npz", grey=model.upscale(net, grey, precision="float32"),
@@ -97,18 +100,19 @@ def test_training_without_tensorflow_saves_a_model_tensorflow_runs_alike(backend
     folder, result = finished(background, backend)
     assert result.stdout.startswith(f"Keras 3.15.1, {backend} backend, computing on the cpu in float32")
     assert result.stdout.count("best validation PSNR") == 2
-    lr = np.load(folder / "grey.npy")[:1]
+    lr = load(folder / "grey.npy")[:1]
     for name in ("npz", "folder"):
         ours = model.upscale(model.load_model(folder / f"{name}.h5"), lr, precision="float32")
-        np.testing.assert_allclose(np.load(folder / f"{name}.npy"), ours, atol=1e-5)
+        np.testing.assert_allclose(load(folder / f"{name}.npy"), ours, atol=1e-5)
 
 
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
 def test_upscale_equals_tensorflows_on_odd_sizes_colour_and_tiles(backend, background):
     folder, _ = finished(background, backend)
-    grey, colour = np.load(folder / "grey.npy"), np.load(folder / "colour.npy")
+    grey, colour = load(folder / "grey.npy"), load(folder / "colour.npy")
     for path in (model.DEFAULT_MODEL, model.COMPRESSED_MODEL):
-        net, theirs = model.load_model(path), np.load(folder / f"{path.stem}.npz")
+        with load(folder / f"{path.stem}.npz") as stored:
+            net, theirs = model.load_model(path), dict(stored)
         assert theirs["grey"].shape == (2, 74, 106, 1) and theirs["colour"].shape == (2, 74, 106, 3)
         np.testing.assert_allclose(theirs["grey"], model.upscale(net, grey, precision="float32"), atol=1e-5)
         np.testing.assert_allclose(theirs["tiled"], theirs["grey"], atol=1e-5)
