@@ -357,10 +357,10 @@ def video_info(path):
             "sar": sar.group(1) if sar else "1:1", "audio": "Audio:" in probe}  # fmt: skip
 
 
-def raw_frames(path, pix_fmt="rgb24", bits_per_pixel=24, output_params=()):
+def raw_frames(path, pix_fmt="rgb24", bits_per_pixel=24, output_params=(), size=None):
     """Yield each frame of a video as ffmpeg decodes it, raw bytes in `pix_fmt`; ffmpeg is stopped
-    and its pipes closed however the reading ends."""
-    width, height = video_info(path)["size"]
+    and its pipes closed however the reading ends. `size` (w, h): video_info()'s, if the caller has it."""
+    width, height = size or video_info(path)["size"]
     frame_bytes = width * height * bits_per_pixel // 8
     command = ffmpeg(
         "-loglevel",
@@ -387,7 +387,7 @@ def raw_frames(path, pix_fmt="rgb24", bits_per_pixel=24, output_params=()):
 def read_video(path):
     """Yield the frames of a video as float32 RGB (H, W, 3) in [0, 1], one at a time, decoded exactly."""
     width, height = video_info(path)["size"]
-    for raw in raw_frames(path, output_params=EXACT_SCALING):
+    for raw in raw_frames(path, output_params=EXACT_SCALING, size=(width, height)):
         yield np.frombuffer(raw, np.uint8).reshape(height, width, 3).astype(np.float32) / 255
 
 
@@ -618,7 +618,8 @@ class TileStream:
 
     def __init__(self, files, seed=0, workers=None):
         self.files, self.rng = list(files), np.random.default_rng(seed)
-        self.pool = ThreadPoolExecutor(workers or os.cpu_count())
+        self.workers = workers or os.cpu_count()
+        self.pool = ThreadPoolExecutor(self.workers)
         self.decoding, self.buffer, self.lock = collections.deque(), [], threading.Lock()
         self.order = iter(())
 
@@ -633,7 +634,7 @@ class TileStream:
         """`count` tiles (count, 128, 128, 1) uint8, drawn at random from the buffer."""
         with self.lock:
             while len(self.buffer) < max(count, SHUFFLE_TILES):
-                while len(self.decoding) < self.pool._max_workers:
+                while len(self.decoding) < self.workers:
                     seed = self.rng.integers(2**63)
                     self.decoding.append(self.pool.submit(random_tiles, self.next_file(), np.random.default_rng(seed)))
                 self.buffer.extend(self.decoding.popleft().result())

@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import weakref
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -288,6 +289,11 @@ def backend_line(precision=None):
     """What the scripts print first: the Keras backend, its device, and the precision."""
     line = f"Keras {keras.__version__}, {keras.backend.backend()} backend, computing on the {compute_device()}"
     return line + (f" in {resolve_precision(precision)}" if precision else "")
+
+
+def weights_crc32(model):
+    """A fingerprint of the model's weights: equal on every worker of a cluster, changed by training."""
+    return zlib.crc32(b"".join(np.asarray(weights, np.float32).tobytes() for weights in model.get_weights()))
 
 
 _bfloat16_twins = weakref.WeakKeyDictionary()  # model -> (its weights' fingerprint, bfloat16 copy)

@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import zlib
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -57,6 +56,7 @@ from model import (
     load_model,
     upscale,
     upscale_color,
+    weights_crc32,
 )
 from testing import draw_panels, measure
 
@@ -225,7 +225,7 @@ def recipe(model, video, crf, precision, length):
     """What makes a run's output: the source file (path, size, time), the model's weights, the
     settings and the segments' length."""
     stat = Path(video).stat()
-    weights = zlib.crc32(b"".join(np.asarray(w, np.float32).tobytes() for w in model.get_weights()))
+    weights = weights_crc32(model)
     return {"video": str(Path(video).resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
             "weights_crc32": weights, "crf": crf, "precision": precision, "segment_frames": length}  # fmt: skip
 

@@ -20,6 +20,7 @@ model file is only ever replaced whole.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -67,6 +68,7 @@ from model import (
     load_model,
     predict,
     resolve_precision,
+    weights_crc32,
     with_precision,
 )
 
@@ -339,7 +341,7 @@ class Devices:
             self.chief, self.worker = tf_chief(self.strategy)
 
     def scope(self):
-        return self.strategy.scope() if self.strategy else keras.name_scope("sr")
+        return self.strategy.scope() if self.strategy else contextlib.nullcontext()
 
 
 def tf_strategy(name):
@@ -680,8 +682,7 @@ def finish(config, model, devices, out, history, backup_folder, checkpoint):
     """After a run that ended by itself: nothing left to resume, a fingerprint of the weights (equal
     on every worker of a cluster), the curve; a non-chief's scratch folder removed."""
     shutil.rmtree(backup_folder, ignore_errors=True)
-    weights = b"".join(np.asarray(keras.ops.convert_to_numpy(w), np.float32).tobytes() for w in model.weights)
-    print(f"final weights crc32 {zlib.crc32(weights):08x}")
+    print(f"final weights crc32 {weights_crc32(model):08x}")
     if not devices.chief:
         shutil.rmtree(out.parent, ignore_errors=True)
         return
