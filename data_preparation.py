@@ -39,7 +39,8 @@ from skimage.color import rgb2ycbcr
 from skimage.transform import resize
 from tqdm import tqdm
 
-SCALE = 2
+SCALE = 2  # the default factor: model.h5's, the bundled pairs'
+SCALES = (2, 3, 4)  # the factors with models of their own; the bundled HR tiles serve each (load_dataset)
 HR_SIZE = 128
 LR_SIZE = HR_SIZE // SCALE
 SEED = 2024
@@ -156,18 +157,19 @@ def resize_bicubic(image, height, width):
     )
 
 
-def degrade(hr):
-    """LR = bicubic downscale by 2 with antialiasing (MATLAB imresize), rounded to 8 bits.
+def degrade(hr, scale=SCALE):
+    """LR = bicubic downscale by `scale` with antialiasing (MATLAB imresize), rounded to 8 bits.
 
-    hr: float in [0, 1], shape (N, H, W, C) or (H, W, C), H and W even -> float32 of half the size.
-    NumPy and Pillow only, so the same LR comes out whatever Keras backend trains on it.
+    hr: float in [0, 1], shape (N, H, W, C) or (H, W, C), H and W multiples of `scale` (modcrop()
+    first) -> float32 of 1/scale the size. NumPy and Pillow only, so the same LR comes out whatever
+    Keras backend trains on it.
     """
     hr = np.asarray(hr, dtype=np.float32)
     height, width = hr.shape[-3:-1]
-    if height % SCALE or width % SCALE:
-        raise ValueError(f"degrade needs even height and width, got {height}x{width} (use modcrop)")
+    if height % scale or width % scale:
+        raise ValueError(f"degrade needs height and width multiples of {scale}, got {height}x{width} (use modcrop)")
     images = hr.reshape(-1, *hr.shape[-3:])
-    lr = np.stack([resize_bicubic(image, height // SCALE, width // SCALE) for image in images])
+    lr = np.stack([resize_bicubic(image, height // scale, width // scale) for image in images])
     lr = np.round(np.clip(lr, 0, 1) * 255) / 255  # half to even
     return lr.reshape(*hr.shape[:-3], *lr.shape[1:]).astype(np.float32)
 
@@ -657,15 +659,18 @@ def training_pair(
     h264=None,
     shares=(CLEAN_SHARE, H264_SHARE),
     qualities=JPEG_QUALITIES,
+    scale=SCALE,
 ):
-    """One (LR, HR) training pair from a tile pair: the LR degraded further (`degradation`), a random
-    LR patch of `patch` pixels and the HR patch under it, one of the 8 flips/rotations."""
+    """One (LR, HR) training pair from a tile pair (HR `scale` times the LR): the LR degraded further
+    (`degradation`), a random LR patch of `patch` pixels (at most the tile) and the HR patch under
+    it, one of the 8 flips/rotations."""
     if degradation in ("jpeg", "compressed"):
         lr = compress(lr, rng, h264, shares, qualities)
     if patch:
+        patch = min(patch, *lr.shape[:2])
         top, left = rng.integers(lr.shape[0] - patch + 1), rng.integers(lr.shape[1] - patch + 1)
         lr = lr[top : top + patch, left : left + patch]
-        hr = hr[SCALE * top : SCALE * (top + patch), SCALE * left : SCALE * (left + patch)]
+        hr = hr[scale * top : scale * (top + patch), scale * left : scale * (left + patch)]
     if augment:
         choice = rng.integers(8)
         lr, hr = dihedral(lr, choice), dihedral(hr, choice)
@@ -687,8 +692,9 @@ class TrainingBatches:
     def batch(self, step):
         rng = np.random.default_rng([self.seed, step])
         if self.stream is not None:
-            hr = self.stream.take(self.batch_size).astype(np.float32) / 255
-            lr, h264 = degrade(hr), [None] * len(hr)
+            scale = self.recipe.get("scale", SCALE)
+            hr = modcrop(self.stream.take(self.batch_size).astype(np.float32) / 255, scale)
+            lr, h264 = degrade(hr, scale), [None] * len(hr)
         else:
             per_pass = len(self.x) // self.batch_size  # each pass over the pairs in its own order
             order = np.random.default_rng([self.seed, step // per_pass]).permutation(len(self.x))
@@ -736,8 +742,10 @@ def save_dataset(path, x_train, y_train, x_test, y_test):
                 np.lib.format.write_array(member, array, allow_pickle=False)
 
 
-def load_dataset(paths=DEFAULT_DATASET):
-    """(x_train, y_train, x_test, y_test) as float32 in [0, 1]; several files are concatenated."""
+def load_dataset(paths=DEFAULT_DATASET, scale=SCALE):
+    """(x_train, y_train, x_test, y_test) as float32 in [0, 1]; several files are concatenated. At
+    a scale other than the files' own (the bundled pairs are x2), the LR is made anew from the HR
+    by degrade(), the HR cropped to a multiple of the scale: one .npz serves every scale."""
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     parts = []
     for path in paths:
@@ -752,11 +760,20 @@ def load_dataset(paths=DEFAULT_DATASET):
         for key, array in zip(KEYS, parts[-1]):
             if array.ndim != 4 or array.shape[-1] != 1:
                 raise DataError(f"{path}: {key} has shape {array.shape}, expected (N, H, W, 1)")
-
+        parts[-1] = at_scale(*parts[-1], scale=scale)
     try:
         return tuple(to_unit_range(np.concatenate([part[i] for part in parts]), paths) for i in range(len(KEYS)))
     except ValueError:
         raise DataError(f"{', '.join(map(str, paths))}: image sizes differ between files") from None
+
+
+def at_scale(x_train, y_train, x_test, y_test, scale):
+    """The pairs as they are when their HR is `scale` times their LR; else the HR cropped to a
+    multiple of `scale` and the LR made from it by degrade()."""
+    if y_train.shape[1] == scale * x_train.shape[1] and y_train.shape[2] == scale * x_train.shape[2]:
+        return x_train, y_train, x_test, y_test
+    y_train, y_test = modcrop(y_train, scale), modcrop(y_test, scale)
+    return degrade_uint8(y_train, scale=scale), y_train, degrade_uint8(y_test, scale=scale), y_test
 
 
 def dataset_from_patches(patches, test_fraction, seed=SEED, max_train=None, spill=None):
@@ -769,12 +786,12 @@ def dataset_from_patches(patches, test_fraction, seed=SEED, max_train=None, spil
     return degrade_uint8(y_train, spill, "x_train.npy"), y_train, degrade_uint8(y_test, spill, "x_test.npy"), y_test
 
 
-def degrade_uint8(hr, spill=None, name="x.npy"):
+def degrade_uint8(hr, spill=None, name="x.npy", scale=SCALE):
     """degrade() of uint8 HR images, as uint8, a few at a time (bounded memory; into a file in
     `spill` when given)."""
-    lr = uint8_array(spill, name, (len(hr), hr.shape[1] // SCALE, hr.shape[2] // SCALE, hr.shape[3]))
+    lr = uint8_array(spill, name, (len(hr), hr.shape[1] // scale, hr.shape[2] // scale, hr.shape[3]))
     for start in range(0, len(hr), 256):
-        lr[start : start + 256] = to_uint8(degrade(hr[start : start + 256].astype(np.float32) / 255))
+        lr[start : start + 256] = to_uint8(degrade(hr[start : start + 256].astype(np.float32) / 255, scale))
     return lr
 
 

@@ -33,6 +33,8 @@ with quiet_stderr():  # and its C++ log, written past Python (scripts' --verbose
 RESULTS = REPO / "results"
 DEFAULT_MODEL = REPO / "model.h5"  # clean input: the field's benchmark protocol
 COMPRESSED_MODEL = RESULTS / "model_compressed.h5"  # JPEG / video input: what people's files are
+CLEAN_MODELS = {2: DEFAULT_MODEL, 3: RESULTS / "model_x3.h5", 4: RESULTS / "model_x4.h5"}  # the committed ones
+COMPRESSED_MODELS = {2: COMPRESSED_MODEL, 4: RESULTS / "model_compressed_x4.h5"}
 SEED_MODEL = RESULTS / "seed.h5"  # ~340 MB of weights: kept out of git
 SKIMAGE_ORDERS = {"skimage_nearest": 0, "skimage_bilinear": 1, "skimage_bicubic": 3}  # the original's baselines
 WIDTH, BLOCKS = 32, 8  # chosen by measurement on this 2-core CPU (see README)
@@ -55,13 +57,13 @@ def bicubic(images, scale=SCALE):
     return keras.ops.image.resize(images, (height * scale, width * scale), "bicubic", antialias=True)
 
 
-def interpolate(lr, method):
-    """x2 upscaling of (N, H, W, C) by a fixed method: scikit-image's resize of the given order
+def interpolate(lr, method, scale=SCALE):
+    """x`scale` upscaling of (N, H, W, C) by a fixed method: scikit-image's resize of the given order
     (the original repo's baselines) or "bicubic", the field's (MATLAB-like, keras.ops.image.resize)."""
     lr = np.asarray(lr, np.float32)
     if method == "bicubic":
-        return np.clip(keras.ops.convert_to_numpy(bicubic(lr)), 0, 1)
-    shape = (SCALE * lr.shape[1], SCALE * lr.shape[2], lr.shape[-1])
+        return np.clip(keras.ops.convert_to_numpy(bicubic(lr, scale)), 0, 1)
+    shape = (scale * lr.shape[1], scale * lr.shape[2], lr.shape[-1])
     return np.stack([resize(image, shape, order=SKIMAGE_ORDERS[method]) for image in lr]).astype(np.float32)
 
 
@@ -118,9 +120,10 @@ def residual_block(x, width, name):
     return keras.layers.Add(name=f"{name}_add")([x, y])
 
 
-def build_residual(width=WIDTH, blocks=BLOCKS):
-    """Fully convolutional x2 network for any H, W: features at low resolution, residual blocks,
-    sub-pixel upsampling, plus bicubic of the input so the network learns only the residual."""
+def build_residual(width=WIDTH, blocks=BLOCKS, scale=SCALE):
+    """Fully convolutional x`scale` network for any H, W: features at low resolution, residual
+    blocks, sub-pixel upsampling (one convolution to scale^2 channels, then depth-to-space: the
+    network runs on the LR grid), plus bicubic of the input so the network learns only the residual."""
     inputs = keras.Input((None, None, 1), name="lr")
     features = keras.layers.Conv2D(width, 3, padding="same", name="head")(inputs)
     x = features
@@ -128,16 +131,21 @@ def build_residual(width=WIDTH, blocks=BLOCKS):
         x = residual_block(x, width, f"block{i + 1}")
     x = keras.layers.Conv2D(width, 3, padding="same", name="body_end")(x)
     x = keras.layers.Add(name="long_skip")([x, features])
-    x = keras.layers.Conv2D(SCALE * SCALE, 3, padding="same", name="to_subpixels")(x)
-    residual = DepthToSpace(SCALE, name="depth_to_space")(x)
-    bicubic = Bicubic(SCALE, name="bicubic", dtype="float32")(inputs)
+    # Zero at first, so that a new network starts as bicubic and only learns what it adds (the body
+    # gets gradients from the first step on): at x3 and x4 a random start costs more than it can learn.
+    x = keras.layers.Conv2D(scale * scale, 3, padding="same", kernel_initializer="zeros", name="to_subpixels")(x)
+    residual = DepthToSpace(scale, name="depth_to_space")(x)
+    bicubic = Bicubic(scale, name="bicubic", dtype="float32")(inputs)
     outputs = keras.layers.Add(name="sr", dtype="float32")([bicubic, residual])
-    return keras.Model(inputs, outputs, name=f"residual_w{width}_b{blocks}")
+    name = f"residual_w{width}_b{blocks}" + (f"_x{scale}" if scale != SCALE else "")
+    return keras.Model(inputs, outputs, name=name)
 
 
-def build_seed():
+def build_seed(scale=SCALE):
     """The original repo's network, layer for layer: 64x64 in, 128x128 out, ~85 M parameters.
-    Every layer is linear (Keras' default activation), as listed."""
+    Every layer is linear (Keras' default activation), as listed. x2 only."""
+    if scale != SCALE:
+        raise data_preparation.DataError(f"the seed network is x{SCALE} only, not x{scale}")
     return keras.Sequential(
         [
             keras.Input((LR_SIZE, LR_SIZE, 1)),
@@ -160,25 +168,30 @@ def build_seed():
 ARCHITECTURES = {"residual": build_residual, "seed": build_seed}
 
 
-def grow(model, width, blocks):
+def grow(model, width, blocks, scale=None):
     """The residual `model` with `width` channels and `blocks` residual blocks that computes exactly
     what it did: old weights copied, weights reading the new channels zero, weights writing them
     fresh (so they learn), and each new block (added last) with its second convolution zero, so it
-    adds nothing until it has learned something. Lets a trained network grow instead of starting again."""
+    adds nothing until it has learned something. Lets a trained network grow instead of starting again.
+    At another `scale`, the body is kept and the sub-pixel convolution starts at zero (the output
+    starts as bicubic): a x2 model is the start of a x3 or x4 one."""
     old_names = {layer.name for layer in model.layers}
+    old_scale = model_scale(model)
+    scale = scale or old_scale
     if "head" not in old_names:  # not the residual network (the seed's): as it is
         return model
     old_width = model.get_layer("head").filters
     old_blocks = sum(name.endswith("_add") for name in old_names)
-    if width <= old_width and blocks <= old_blocks:
+    if width <= old_width and blocks <= old_blocks and scale == old_scale:
         return model
-    grown = build_residual(max(width, old_width), max(blocks, old_blocks))
+    grown = build_residual(max(width, old_width), max(blocks, old_blocks), scale)
     for layer in grown.layers:
         if not layer.weights or layer.name == "bicubic":
             continue
         kernel, bias = layer.get_weights()
-        if layer.name not in old_names:  # a new block
-            if layer.name.endswith("_conv2"):
+        fresh = layer.name not in old_names or (layer.name == "to_subpixels" and scale != old_scale)
+        if fresh:  # a new block, or the upsampling of another scale
+            if layer.name.endswith("_conv2") or layer.name == "to_subpixels":
                 layer.set_weights([np.zeros_like(kernel), np.zeros_like(bias)])
             continue
         old_kernel, old_bias = model.get_layer(layer.name).get_weights()
@@ -187,6 +200,12 @@ def grow(model, width, blocks):
         bias[: old_bias.shape[0]] = old_bias
         layer.set_weights([kernel, bias])
     return grown
+
+
+def model_scale(model):
+    """The factor `model` upscales by: its sub-pixel layer's (the seed network's: x2)."""
+    factors = [layer.scale for layer in model.layers if isinstance(layer, DepthToSpace)]
+    return factors[0] if factors else SCALE
 
 
 def build_model(arch="residual", **kwargs):
@@ -212,27 +231,34 @@ def with_precision(model, policy):
 # Running a model
 
 
-def load_model(path=DEFAULT_MODEL):
-    """keras.models.load_model (float32, as saved) with a one-line error that says how to make the file."""
+def load_model(path=DEFAULT_MODEL, scale=None):
+    """keras.models.load_model (float32, as saved) with a one-line error that says how to make the
+    file; given `scale`, a model of another scale is one too."""
     path = Path(path)
     if not path.is_file():
-        raise data_preparation.DataError(f"{path}: no such model; train one with `python model.py`")
+        how = f" --scale {scale} --out {path}" if scale and scale != SCALE else ""
+        raise data_preparation.DataError(f"{path}: no such model; train one with `python model.py{how}`")
     try:
-        return keras.models.load_model(path, compile=False)
+        model = keras.models.load_model(path, compile=False)
     except Exception as error:  # h5py and Keras raise many types for a damaged file
         raise data_preparation.DataError(
             f"{path}: not a loadable model ({type(error).__name__}); retrain it with `python model.py`"
         ) from None
+    if scale is not None and model_scale(model) != scale:
+        raise data_preparation.DataError(f"{path}: a x{model_scale(model)} model, not x{scale}")
+    return model
 
 
-def load_models(path=None):
-    """{name: model}: the one at `path`, or the committed ones, model.h5 (clean input) and, when it
-    is there, the compressed-input model."""
+def load_models(path=None, scale=None):
+    """{name: model}: the one at `path` (of `scale`, when given), or the committed ones of `scale`
+    (default x2): the clean-input model (model.h5 at x2) and, when there is one, the compressed-input model."""
     if path is not None:
-        return {"model": load_model(path)}
+        return {"model": load_model(path, scale)}
+    scale = scale or SCALE
+    compressed = COMPRESSED_MODELS.get(scale)
     return {
-        "model": load_model(DEFAULT_MODEL),
-        **({"model_compressed": load_model(COMPRESSED_MODEL)} if COMPRESSED_MODEL.is_file() else {}),
+        "model": load_model(CLEAN_MODELS[scale], scale),
+        **({"model_compressed": load_model(compressed, scale)} if compressed and compressed.is_file() else {}),
     }
 
 
@@ -314,8 +340,8 @@ def compute_in(model, precision):
 
 
 def upscale(model, lr, batch_size=32, self_ensemble=False, tile=None, precision="auto"):
-    """The model's x2 output for LR images (N, H, W, 1) in [0, 1], clipped to [0, 1]: the one
-    way every script runs a model.
+    """The model's output (x its scale) for LR images (N, H, W, 1) in [0, 1], clipped to [0, 1]:
+    the one way every script runs a model.
 
     precision: "auto" computes in bfloat16 where the hardware does it natively (the fixed bicubic
     skip and the output stay float32; a test bounds the loss at 0.02 dB), else float32.
@@ -325,7 +351,7 @@ def upscale(model, lr, batch_size=32, self_ensemble=False, tile=None, precision=
     """
     network = compute_in(model, precision)
     lr = np.asarray(lr, dtype=np.float32)
-    if tile and max(lr.shape[1:3]) > tile + 2 * TILE_MARGIN:
+    if tile and max(lr.shape[1:3]) > tile + 2 * margin(model):
         return np.stack([upscale_tiled(network, image, tile, self_ensemble) for image in lr])
     if not self_ensemble:
         return np.clip(predict(network, lr, batch_size), 0, 1)
@@ -352,34 +378,43 @@ def predict(network, x, batch_size):
     return np.concatenate(outputs)
 
 
-TILE_MARGIN = 32  # LR pixels of context around each tile: more than the 19 3x3 convolutions see
+TILE_MARGIN = 32  # LR pixels of context around each tile, at least: more than model.h5's 19 3x3 convolutions see
 
 
-def tiling(size, tile):
+def margin(model):
+    """LR pixels of context a tile or strip needs so that its output equals the whole image's: the
+    network's receptive radius (each k x k convolution sees (k - 1) / 2 further, the bicubic skip
+    2), rounded up to 8, and at least TILE_MARGIN."""
+    radius = 2 + sum((layer.kernel_size[0] - 1) // 2 for layer in model.layers if hasattr(layer, "kernel_size"))
+    return max(TILE_MARGIN, -(-radius // 8) * 8)
+
+
+def tiling(size, tile, context=TILE_MARGIN):
     """(step, window) along one axis: as few equal tiles of at most `tile` pixels as cover `size`
-    (a 540-pixel side is one window, not 512 + 28), each window with its margins."""
-    if size <= tile + 2 * TILE_MARGIN:
+    (a 540-pixel side is one window, not 512 + 28), each window with its `context` margins."""
+    if size <= tile + 2 * context:
         return size, size
     step = -(-size // -(-size // tile))  # ceil(size / number of tiles)
-    return step, min(size, step + 2 * TILE_MARGIN)
+    return step, min(size, step + 2 * context)
 
 
 def upscale_tiled(network, image, tile, self_ensemble=False):
     """upscale() of one (H, W, 1) image, at most `tile` x `tile` LR pixels at a time (plus margins)."""
     height, width = image.shape[:2]
-    (step_h, window_h), (step_w, window_w) = tiling(height, tile), tiling(width, tile)
-    out = np.empty((SCALE * height, SCALE * width, 1), np.float32)
+    scale, context = model_scale(network), margin(network)
+    (step_h, window_h), (step_w, window_w) = tiling(height, tile, context), tiling(width, tile, context)
+    out = np.empty((scale * height, scale * width, 1), np.float32)
     corners = [(top, left) for top in range(0, height, step_h) for left in range(0, width, step_w)]
     for top, left in tqdm(corners, desc="tiles", unit="tile", leave=False, disable=len(corners) < 16):
         # Same-sized windows (one traced graph), shifted inwards at the image's edges.
-        window_top = min(max(top - TILE_MARGIN, 0), height - window_h)
-        window_left = min(max(left - TILE_MARGIN, 0), width - window_w)
+        window_top = min(max(top - context, 0), height - window_h)
+        window_left = min(max(left - context, 0), width - window_w)
         window = image[window_top : window_top + window_h, window_left : window_left + window_w]
         sr = upscale(network, window[None], self_ensemble=self_ensemble, precision="float32")[0]
         bottom, right = min(top + step_h, height), min(left + step_w, width)
-        out[SCALE * top : SCALE * bottom, SCALE * left : SCALE * right] = sr[
-            SCALE * (top - window_top) : SCALE * (bottom - window_top),
-            SCALE * (left - window_left) : SCALE * (right - window_left),
+        out[scale * top : scale * bottom, scale * left : scale * right] = sr[
+            scale * (top - window_top) : scale * (bottom - window_top),
+            scale * (left - window_left) : scale * (right - window_left),
         ]
     return out
 
@@ -388,13 +423,13 @@ TILE = 512  # LR pixels per tile for large images: bounded memory (a test), iden
 
 
 def upscale_color(model, images, self_ensemble=False, tile=TILE, precision="auto"):
-    """x2 of (N, H, W, C) images in [0, 1]: grey through the network; colour as Y through the
+    """x`scale` of (N, H, W, C) images in [0, 1]: grey through the network; colour as Y through the
     network and chroma bicubic (BT.601, as MATLAB's rgb2ycbcr); alpha bicubic."""
     if images.shape[-1] == 1:
         return upscale(model, images, self_ensemble=self_ensemble, tile=tile, precision=precision)
     ycbcr = rgb2ycbcr(images[..., :3]).astype(np.float32) / 255
     y = upscale(model, ycbcr[..., :1], self_ensemble=self_ensemble, tile=tile, precision=precision)
-    rest = interpolate(np.concatenate([ycbcr[..., 1:], images[..., 3:]], -1), "bicubic")
+    rest = interpolate(np.concatenate([ycbcr[..., 1:], images[..., 3:]], -1), "bicubic", model_scale(model))
     rgb = np.clip(ycbcr2rgb(np.concatenate([y, rest[..., :2]], -1) * 255), 0, 1).astype(np.float32)
     return np.concatenate([rgb, rest[..., 2:]], -1)
 
@@ -404,16 +439,17 @@ STRIP = 256  # LR rows of a photo converted, upscaled and quantized at a time (u
 
 def upscale_image(model, image, dtype=np.uint8, self_ensemble=False, precision="auto", rows=STRIP):
     """upscale_color() of one (H, W, C) image as the integer pixels of `dtype` a file holds, `rows`
-    LR rows at a time with TILE_MARGIN rows of context (the result is the whole image's): memory is
+    LR rows at a time with margin() rows of context (the result is the whole image's): memory is
     the input, the output and one strip, so a 108 MP photo fits in a few GB."""
     height, width, channels = image.shape
-    out = np.empty((SCALE * height, SCALE * width, channels), dtype)
+    scale, context = model_scale(model), margin(model)
+    out = np.empty((scale * height, scale * width, channels), dtype)
     full_scale = np.iinfo(dtype).max
     for top in range(0, height, rows):
         bottom = min(top + rows, height)
-        start, stop = max(0, top - TILE_MARGIN), min(height, bottom + TILE_MARGIN)
+        start, stop = max(0, top - context), min(height, bottom + context)
         sr = upscale_color(model, image[None, start:stop], self_ensemble, precision=precision)[0]
-        out[SCALE * top : SCALE * bottom] = np.round(sr[SCALE * (top - start) : SCALE * (bottom - start)] * full_scale)
+        out[scale * top : scale * bottom] = np.round(sr[scale * (top - start) : scale * (bottom - start)] * full_scale)
     return out
 
 

@@ -29,6 +29,7 @@ from data_preparation import (
     DEFAULT_DATASET,
     ORIENTATION_TAG,
     SCALE,
+    SCALES,
     DataError,
     atomic_output,
     degrade,
@@ -41,11 +42,13 @@ from data_preparation import (
     modcrop,
     output_folder,
     read_image,
+    resize_bicubic,
     to_luma,
     warn,
     write_bytes,
 )
 from model import (
+    CLEAN_MODELS,
     RESULTS,
     SEED_MODEL,
     SKIMAGE_ORDERS,
@@ -55,6 +58,7 @@ from model import (
     interpolate,
     load_model,
     load_models,
+    model_scale,
     upscale,
     upscale_image,
 )
@@ -62,7 +66,7 @@ from model import (
 matplotlib.use("Agg")  # files, not windows, unless --show
 import matplotlib.pyplot as plt  # noqa: E402
 
-BORDER = 2  # pixels cropped from every side before measuring, as the field does for x2
+BORDER = SCALE  # pixels cropped from every side before measuring: the scale, as the field does
 LOSSY_FORMATS = {"JPEG", "MPO", "WEBP", "JPEG2000", "HEIF", "AVIF"}  # Pillow's names; MPO: phones' JPEGs
 
 
@@ -100,19 +104,26 @@ def save_figure(figure, path, show):
 # The default run: the bundled test split
 
 
-def evaluate_test_split(models, data, results, self_ensemble=False, show=False, precision="auto", seed=True):
-    _, _, x_test, y_test = load_dataset(data)
+def evaluate_test_split(
+    models, data, results, self_ensemble=False, show=False, precision="auto", seed=True, scale=SCALE
+):
+    """metrics.csv/.md and the figures on the test split; at x3 and x4 (the LR made from the HR by
+    degrade()) metrics_x<scale>.csv/.md and comparison_x<scale>.png."""
+    _, _, x_test, y_test = load_dataset(data, scale)
     if not len(x_test):
         raise DataError(f"{', '.join(map(str, data))}: the test split is empty")
-    outputs = {method: interpolate(x_test, method) for method in SKIMAGE_ORDERS}
+    suffix = "" if scale == SCALE else f"_x{scale}"
+    outputs = {method: interpolate(x_test, method, scale) for method in SKIMAGE_ORDERS}
     outputs.update(
         {name: upscale(net, x_test, self_ensemble=self_ensemble, precision=precision) for name, net in models.items()}
     )
-    if seed and SEED_MODEL.is_file():  # the original repo's network, when its weights are here
+    if seed and scale == SCALE and SEED_MODEL.is_file():  # the original repo's network, when its weights are here
         outputs["seed"] = upscale(load_model(SEED_MODEL), x_test, precision="float32")
-    scores = {method: np.array([measure(hr, out) for hr, out in zip(y_test, sr)]) for method, sr in outputs.items()}
+    scores = {
+        method: np.array([measure(hr, out, scale) for hr, out in zip(y_test, sr)]) for method, sr in outputs.items()
+    }
     write_csv(
-        results / "metrics.csv",
+        results / f"metrics{suffix}.csv",
         [
             dict(image=i, method=method, psnr=p, ssim=q)
             for method, values in scores.items()
@@ -128,17 +139,20 @@ def evaluate_test_split(models, data, results, self_ensemble=False, show=False, 
         ],
     )
     psnr_of = {method: values[:, 0] for method, values in scores.items()}
+    (low, high) = x_test.shape[1], y_test.shape[1]
     lines = [
-        f"# Bundled test split: {len(x_test)} pairs, 64x64 -> 128x128",
+        f"# Bundled test split: {len(x_test)} pairs, {low}x{low} -> {high}x{high} (x{scale})",
         "",
-        f"PSNR and SSIM on the grey 128x128 images, {BORDER} border pixels cropped (mean ± std).",
+        f"PSNR and SSIM on the grey {high}x{high} images, {scale} border pixels cropped (mean ± std).",
         "",
     ] + table
-    write_bytes(results / "metrics.md", ("\n".join(lines) + "\n").encode())
+    write_bytes(results / f"metrics{suffix}.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(table))
     # The figures show where the methods differ: the test images that bicubic gets most wrong.
     hardest = np.argsort(psnr_of["skimage_bicubic"])
-    draw_panels(x_test, y_test, outputs, results, show, indices=hardest[:4])
+    draw_panels(x_test, y_test, outputs, results, show, indices=hardest[:4], name=f"comparison{suffix}.png")
+    if scale != SCALE:  # the close-ups, the scatter and the JPEG figure are x2's
+        return {name: tuple(values.mean(0)) for name, values in scores.items()}
     draw_zooms(x_test, y_test, outputs, results, show, indices=hardest[:3])
     draw_scatter(psnr_of, results, show)
     if "model_compressed" in models:
@@ -157,8 +171,8 @@ def draw_grid(rows, path, show):
     save_figure(figure, path, show)
 
 
-def scored(title, hr, sr):
-    return f"{title}\n{measure(hr, sr)[0]:.2f} dB", sr
+def scored(title, hr, sr, scale=SCALE):
+    return f"{title}\n{measure(hr, sr, scale)[0]:.2f} dB", sr
 
 
 def draw_panels(x_test, y_test, outputs, results, show, indices, name="comparison.png"):
@@ -166,10 +180,12 @@ def draw_panels(x_test, y_test, outputs, results, show, indices, name="compariso
     draw_grid(
         [
             [
-                ("low resolution (64x64)", x_test[i]),
+                (f"low resolution ({x_test.shape[2]}x{x_test.shape[1]})", x_test[i]),
                 ("high resolution (target)", y_test[i]),
-                scored("skimage bilinear", y_test[i], outputs["skimage_bilinear"][i]),
-                scored("model", y_test[i], outputs["model"][i]),
+                scored(
+                    "skimage bilinear", y_test[i], outputs["skimage_bilinear"][i], y_test.shape[1] // x_test.shape[1]
+                ),
+                scored("model", y_test[i], outputs["model"][i], y_test.shape[1] // x_test.shape[1]),
             ]
             for i in indices
         ],
@@ -243,15 +259,15 @@ def draw_compressed(x_test, y_test, models, results, show, index, precision, siz
 # The field's benchmark on folders of HR images, clean and JPEG-compressed
 
 
-def benchmark_images(folder):
-    """(name, HR RGB) of the images in `folder`, HR cropped to even size; unreadable files warned.
+def benchmark_images(folder, scale=SCALE):
+    """(name, HR RGB) of the images in `folder`, HR cropped to a multiple of `scale`; unreadable files warned.
     A grey image is R = G = B, as the protocol's Y formula reads it (Set14's bridge: Y in 16-235,
     as the peers were measured), not grey passed through as Y."""
     images = []
     for path in list_files(folder):
         try:
             image = read_image(path)[..., :3]
-            images.append((path.name, modcrop(np.repeat(image, 3, -1) if image.shape[-1] == 1 else image)))
+            images.append((path.name, modcrop(np.repeat(image, 3, -1) if image.shape[-1] == 1 else image, scale)))
         except DataError as error:
             warn(f"skipped {error}")
     if not images:
@@ -259,17 +275,18 @@ def benchmark_images(folder):
     return images
 
 
-def benchmark(models, folders, qualities=(), self_ensemble=False, precision="auto"):
-    """Per-image rows (input, dataset, image, method, psnr, ssim): bicubic and each model, on the
-    clean LR and on the LR JPEG'd by Pillow at each quality (the compressed track)."""
+def benchmark(models, folders, qualities=(), self_ensemble=False, precision="auto", scale=SCALE):
+    """Per-image rows (input, dataset, image, method, psnr, ssim) at `scale` (the models' own):
+    bicubic and each model, on the clean LR and on the LR JPEG'd by Pillow at each quality (the
+    compressed track); `scale` border pixels cropped."""
     rows = []
     for folder in folders:
         dataset = Path(folder).resolve().name
-        for name, hr in tqdm(benchmark_images(folder), desc=dataset, unit="image", leave=False):
-            hr_y, lr = to_luma(hr), degrade(hr)
+        for name, hr in tqdm(benchmark_images(folder, scale), desc=dataset, unit="image", leave=False):
+            hr_y, lr = to_luma(hr), degrade(hr, scale)
             for quality in (None, *qualities):
                 lr_y = to_luma(lr if quality is None else jpeg(lr, quality))[None]
-                methods = {"bicubic": interpolate(lr_y, "bicubic")[0]}
+                methods = {"bicubic": interpolate(lr_y, "bicubic", scale)[0]}
                 methods.update(
                     {method: upscale(net, lr_y, tile=TILE, precision=precision)[0] for method, net in models.items()}
                 )
@@ -281,7 +298,7 @@ def benchmark(models, folders, qualities=(), self_ensemble=False, precision="aut
                         }
                     )
                 for method, sr in methods.items():
-                    psnr, ssim = measure(hr_y, sr)
+                    psnr, ssim = measure(hr_y, sr, scale)
                     rows.append(
                         dict(
                             input="clean" if quality is None else f"jpeg{quality}",
@@ -295,23 +312,36 @@ def benchmark(models, folders, qualities=(), self_ensemble=False, precision="aut
     return rows
 
 
-def published_numbers(folders):
-    """{method: {dataset: "PSNR / SSIM"}} from the first table of the README.md beside the benchmark folders."""
+def published_numbers(folders, scale=SCALE):
+    """{method: {dataset: "PSNR / SSIM"}} at `scale` from the README.md beside the benchmark folders:
+    x2 from its first table of such numbers, x3 and x4 from the table whose columns are "x<scale> <dataset>"."""
     readme = Path(folders[0]).resolve().parent / "README.md"
-    lines = readme.read_text().splitlines() if readme.is_file() else []
-    table = [
-        [cell.strip() for cell in line.strip().strip("|").split("|")]
-        for line in lines
-        if line.startswith("|") and "---" not in line
-    ]
-    numbers = [
-        {column: cell for column, cell in zip(table[0], cells) if re.fullmatch(r"[\d.]+ / [\d.]+", cell)}
-        for cells in table[1:]
-    ]
-    return {cells[0]: found for cells, found in zip(table[1:], numbers) if found}
+    tables, table = [], []
+    for line in (readme.read_text().splitlines() if readme.is_file() else []) + [""]:
+        if line.startswith("|"):
+            table += [] if "---" in line else [[cell.strip() for cell in line.strip().strip("|").split("|")]]
+        elif table:
+            tables.append(table)
+            table = []
+    prefix = "" if scale == SCALE else f"x{scale} "
+    for header, *rows in tables:
+        columns = {i: name[len(prefix) :] for i, name in enumerate(header) if name.startswith(prefix)}
+        if scale == SCALE and any(re.match(r"x\d ", name) for name in header):
+            continue
+        found = {
+            cells[0]: {columns[i]: cell for i, cell in enumerate(cells) if i in columns and NUMBERS.fullmatch(cell)}
+            for cells in rows
+        }
+        found = {method: numbers for method, numbers in found.items() if numbers}
+        if found:
+            return found
+    return {}
 
 
-def write_benchmark(rows, folders, results, name="benchmark"):
+NUMBERS = re.compile(r"[\d.]+ / [\d.]+")  # "PSNR / SSIM", as published tables give them
+
+
+def write_benchmark(rows, folders, results, name="benchmark", scale=SCALE):
     groups = {}
     for row in rows:
         groups.setdefault((row["input"], row["dataset"], row["method"]), []).append((row["psnr"], row["ssim"]))
@@ -320,11 +350,11 @@ def write_benchmark(rows, folders, results, name="benchmark"):
     write_csv(results / f"{name}.csv", table, ["input", "dataset", "method", "psnr", "ssim"])
     datasets = list(dict.fromkeys(row["dataset"] for row in rows))
     lines = [
-        "# Benchmark, x2",
+        f"# Benchmark, x{scale}",
         "",
-        f"PSNR (dB) / SSIM on Y (BT.601), {BORDER} border pixels cropped; LR by "
-        "`degrade()`, for the compressed track then JPEG'd by Pillow at quality q. Ours measured by "
-        "`python testing.py --benchmark`, the others as published.",
+        f"PSNR (dB) / SSIM on Y (BT.601), {scale} border pixels cropped; HR cropped to a multiple of {scale}, "
+        f"LR by `degrade(hr, {scale})`, for the compressed track then JPEG'd by Pillow at quality q. Ours "
+        f"measured by `python testing.py --benchmark --scale {scale}`, the others as published.",
     ]
     for source in dict.fromkeys(row["input"] for row in rows):
         ours = {
@@ -335,7 +365,7 @@ def write_benchmark(rows, folders, results, name="benchmark"):
             }
             for m in dict.fromkeys(row["method"] for row in rows if row["input"] == source)
         }
-        published = published_numbers(folders) if source == "clean" else {}
+        published = published_numbers(folders, scale) if source == "clean" else {}
         lines += ["", f"## Input: {source}", ""] + markdown_table(
             ["method", *datasets],
             [[method, *(numbers.get(d, "-") for d in datasets)] for method, numbers in {**ours, **published}.items()],
@@ -345,7 +375,7 @@ def write_benchmark(rows, folders, results, name="benchmark"):
     return summary
 
 
-def draw_robustness(summary, results, show):
+def draw_robustness(summary, results, show, scale=SCALE):
     """Y-PSNR against JPEG quality (and clean) for each method, one panel per dataset."""
     datasets = list(dict.fromkeys(d for _, d, _ in summary))
     figure, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.5), squeeze=False)
@@ -358,7 +388,9 @@ def draw_robustness(summary, results, show):
             if ("clean", dataset, method) in summary:
                 ax.axhline(summary["clean", dataset, method][0], color=line.get_color(), linestyle=":", linewidth=1)
         ax.set(
-            xlabel="JPEG quality of the LR input", ylabel="Y-PSNR (dB)", title=f"{dataset}, x2 (dotted: clean input)"
+            xlabel="JPEG quality of the LR input",
+            ylabel="Y-PSNR (dB)",
+            title=f"{dataset}, x{scale} (dotted: clean input)",
         )
         ax.legend()
     save_figure(figure, results / "robustness.png", show)
@@ -393,20 +425,54 @@ def describe(path):
         return None, None, None, None
 
 
-def choose_model(path, models, override=None, described=None):
-    """(model, line saying why) for one file: lossy formats get the compressed-input model."""
+def choose_model(path, models, override=None, described=None, scale=SCALE):
+    """(model, line saying why) for one file: lossy formats get the compressed-input model of the
+    scale, where it has one."""
     image_format, quality, _, _ = described or describe(path)
     said = f"{path}: {image_format or 'image'}" + (f", quality ~{quality}" if quality else "")
     if override is not None:
         return models["override"], f"{said} -> {override}"
     if image_format in LOSSY_FORMATS and "model_compressed" in models:
         return models["model_compressed"], f"{said} -> compressed-input model"
-    return models["model"], f"{said} -> model.h5 (clean input)"
+    return models["model"], f"{said} -> {CLEAN_MODELS[scale].name} (clean input)"
 
 
-def upscale_files(models, inputs, out, self_ensemble=False, precision="auto", override=None):
+def output_size(height, width, size=None, width_only=None):
+    """The (width, height) asked of an image of `width` x `height`: `size` (W, H) itself, or
+    `width_only` with the aspect ratio kept; None when neither is asked."""
+    if size:
+        return tuple(size)
+    if width_only:
+        return width_only, max(1, round(width_only * height / width))
+    return None
+
+
+def scale_for(height, width, wanted, scales):
+    """The smallest of `scales` whose output reaches `wanted` (W, H); the smallest when none is asked;
+    a DataError when even the largest falls short."""
+    if wanted is None:
+        return min(scales)
+    for scale in sorted(scales):
+        if scale * width >= wanted[0] and scale * height >= wanted[1]:
+            return scale
+    raise DataError(f"{wanted[0]}x{wanted[1]} is more than x{max(scales)} of {width}x{height}")
+
+
+def fit(pixels, width, height):
+    """Integer pixels (H, W, C) resized to exactly `width` x `height`: antialiased bicubic (Pillow's,
+    whose kernel widens when it shrinks), rounded back to the same integers."""
+    if pixels.shape[:2] == (height, width):
+        return pixels
+    resized = resize_bicubic(pixels.astype(np.float32), height, width)
+    return np.clip(np.round(resized), 0, np.iinfo(pixels.dtype).max).astype(pixels.dtype)
+
+
+def upscale_files(models_at, inputs, out, self_ensemble=False, precision="auto", override=None, scales=(SCALE,),
+                  size=None, width=None):  # fmt: skip
     """Upscale files, and folders recursively (their tree mirrored), into `out` as PNG; returns
-    (errors, number of files); the other files still go. A file whose output exists is skipped, so a
+    (errors, number of files); the other files still go. `models_at(scale)` gives the models of a
+    scale; each file goes by the smallest of `scales` that reaches `size` (W, H) or `width`, then is
+    resized to exactly that; without either, by scales[0]. A file whose output exists is skipped, so a
     rerun after an interruption continues. Reading ahead and writing overlap with the network."""
     jobs = [
         (path, out / path.relative_to(given).with_suffix(".png"))
@@ -438,12 +504,22 @@ def upscale_files(models, inputs, out, self_ensemble=False, precision="auto", ov
             image = settle(reads.popleft())
             if i + 2 < len(todo):
                 reads.append(pool.submit(in_worker, read_image, todo[i + 2][0]))
-            if image is not None:
-                net, why = choose_model(source, models, override, described := describe(source))
-                tqdm.write(why)
-                dtype = np.uint16 if iio.improps(source).dtype == np.uint16 else np.uint8  # 16-bit stays 16-bit
-                pixels = upscale_image(net, image, dtype, self_ensemble, precision=precision)
-                writes.append(pool.submit(in_worker, write_png, source, target, pixels, described))
+            if image is None:
+                continue
+            wanted = output_size(*image.shape[:2], size, width)
+            try:
+                scale = scale_for(*image.shape[:2], wanted, scales) if wanted else scales[0]
+            except DataError as error:
+                errors.append(f"{source}: {error}")
+                warn(errors[-1])
+                continue
+            net, why = choose_model(source, models_at(scale), override, described := describe(source), scale)
+            tqdm.write(f"{why}, x{scale}" + (f" then resized to {wanted[0]}x{wanted[1]}" if wanted else ""))
+            dtype = np.uint16 if iio.improps(source).dtype == np.uint16 else np.uint8  # 16-bit stays 16-bit
+            pixels = upscale_image(net, image, dtype, self_ensemble, precision=precision)
+            if wanted:
+                pixels = fit(pixels, *wanted)
+            writes.append(pool.submit(in_worker, write_png, source, target, pixels, described))
             while writes and writes[0].done():
                 written(writes.popleft())
         while writes:
@@ -464,6 +540,28 @@ def write_png(source, target, pixels, described):
 # ---------------------------------------------------------------------------------------------
 
 
+def parse_size(text):
+    """ "WxH" -> (W, H), for argparse."""
+    match = re.fullmatch(r"(\d+)[xX](\d+)", text.strip())
+    if not match or min(map(int, match.groups())) < 1:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1920x1080, got {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def upscale_models(args):
+    """(models_at(scale) -> {name: model}, the scales to choose from) for --upscale: --model's own
+    scale, --scale's committed models, or with --size / --width every committed scale."""
+    if args.model:
+        model = load_model(args.model, args.scale)
+        return (lambda scale: {"override": model}), (model_scale(model),)
+    if args.scale or not (args.size or args.width):
+        scale = args.scale or SCALE
+        models = load_models(None, scale)
+        return (lambda _: models), (scale,)
+    scales = tuple(scale for scale, path in CLEAN_MODELS.items() if path.is_file())
+    return functools.cache(lambda scale: load_models(None, scale)), scales
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     task = parser.add_mutually_exclusive_group()
@@ -471,19 +569,37 @@ def main(argv=None):
         "--benchmark",
         nargs="+",
         metavar="DIR",
-        help="folders of HR images: the field's x2 protocol; writes benchmark.csv/.md",
+        help="folders of HR images: the field's protocol at --scale; writes benchmark.csv/.md (x2), "
+        "benchmark_x3.* / benchmark_x4.*",
     )
     task.add_argument(
         "--upscale",
         nargs="+",
         metavar="FILE_OR_DIR",
-        help="upscale these images (folders recursively) 2x into --out, as PNG",
+        help="upscale these images (folders recursively) by --scale, or to --size / --width, into --out, as PNG",
+    )
+    parser.add_argument(
+        "--scale",
+        type=int,
+        choices=SCALES,
+        default=None,
+        help=f"the factor, and so the committed models of it (default: {SCALE}; the --model's own when given)",
+    )
+    parser.add_argument(
+        "--size",
+        type=parse_size,
+        metavar="WxH",
+        help="--upscale: exactly this output size: the smallest committed scale that reaches it, then an "
+        "antialiased resize (more than x4 is an error)",
+    )
+    parser.add_argument(
+        "--width", type=int, metavar="W", help="--upscale: as --size, the height keeping the aspect ratio"
     )
     parser.add_argument(
         "--model",
         type=Path,
-        help="the model to use (default: model.h5 and "
-        "results/model_compressed.h5; for --upscale the one that fits each file)",
+        help="the model to use (default: the committed ones of --scale, model.h5 and "
+        "results/model_compressed.h5 at x2; for --upscale the one that fits each file)",
     )
     parser.add_argument(
         "--jpeg",
@@ -516,6 +632,10 @@ def main(argv=None):
     parser.add_argument("--show", action="store_true", help="also open the figures in windows")
     add_compute_arguments(parser)
     args = parser.parse_args(argv)
+    if (args.size or args.width) and not args.upscale:
+        parser.error("--size and --width go with --upscale")
+    if args.width is not None and args.width < 1:
+        parser.error(f"--width must be at least 1, got {args.width}")
     print(backend_line(args.precision))
     if args.show:
         plt.switch_backend(matplotlib.rcParamsDefault["backend"])
@@ -525,24 +645,27 @@ def main(argv=None):
         missing = [folder for folder in args.benchmark or [] if not Path(folder).is_dir()]
         if missing:
             raise DataError(f"{missing[0]}: no such folder")
-        models = {"override": load_model(args.model)} if args.upscale and args.model else load_models(args.model)
         written = args.out if args.upscale else args.results
-        output_folder(written, written)
         if args.upscale:
-            errors, files = upscale_files(
-                models, args.upscale, args.out, args.self_ensemble, args.precision, args.model
-            )
+            models_at, scales = upscale_models(args)
+            output_folder(written, written)
+            errors, files = upscale_files(models_at, args.upscale, args.out, args.self_ensemble, args.precision,
+                                          args.model, scales, args.size, args.width)  # fmt: skip
             if errors:
                 sys.exit(f"error: {len(errors)} of {files} files failed: " + "; ".join(errors))
-        elif args.benchmark:
-            rows = benchmark(models, args.benchmark, args.jpeg, args.self_ensemble, args.precision)
-            summary = write_benchmark(rows, args.benchmark, args.results, "robustness" if args.sweep else "benchmark")
+            return
+        models = load_models(args.model, args.scale)
+        scale = model_scale(models["model"])
+        output_folder(written, written)
+        if args.benchmark:
+            rows = benchmark(models, args.benchmark, args.jpeg, args.self_ensemble, args.precision, scale)
+            name = ("robustness" if args.sweep else "benchmark") + ("" if scale == SCALE else f"_x{scale}")
+            summary = write_benchmark(rows, args.benchmark, args.results, name, scale)
             if args.sweep:
-                draw_robustness(summary, args.results, args.show)
+                draw_robustness(summary, args.results, args.show, scale)
         else:
-            evaluate_test_split(
-                models, args.data, args.results, args.self_ensemble, args.show, args.precision, seed=args.model is None
-            )
+            evaluate_test_split(models, args.data, args.results, args.self_ensemble, args.show, args.precision,
+                                seed=args.model is None, scale=scale)  # fmt: skip
     except DataError as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:

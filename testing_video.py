@@ -33,13 +33,14 @@ from data_preparation import (
     EXACT_SCALING,
     HR_SIZE,
     SAMPLE_VIDEO,
+    SCALE,
+    SCALES,
     DataError,
     VideoEncoder,
     atomic_output,
     degrade,
     ffmpeg,
     hr_patches,
-    modcrop,
     output_folder,
     read_video,
     to_luma,
@@ -47,18 +48,20 @@ from data_preparation import (
     write_bytes,
 )
 from model import (
-    COMPRESSED_MODEL,
+    CLEAN_MODELS,
+    COMPRESSED_MODELS,
     DEFAULT_MODEL,
     RESULTS,
     add_compute_arguments,
     backend_line,
     interpolate,
     load_model,
+    model_scale,
     upscale,
     upscale_color,
     weights_crc32,
 )
-from testing import draw_panels, measure
+from testing import draw_panels, measure, output_size, parse_size, scale_for
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -79,11 +82,12 @@ class VideoWriter:
     The file appears only when the writer closes without error (atomic_output); `sar` keeps a
     non-square pixel shape ("128:117")."""
 
-    def __init__(self, path, width, height, fps, grey=False, crf=DEFAULT_CRF, sar="1:1", options=()):
+    def __init__(self, path, width, height, fps, grey=False, crf=DEFAULT_CRF, sar="1:1", options=(), filters=()):
         self.path = Path(path)
         self.output = atomic_output(self.path)
         self.partial = self.output.__enter__()
-        options = ["-crf", crf, "-vf", f"setsar={sar.replace(':', '/')}", *EXACT_SCALING, *options]
+        chain = ",".join([*filters, f"setsar={sar.replace(':', '/')}"])
+        options = ["-crf", crf, "-vf", chain, *EXACT_SCALING, *options]
         try:
             self.encoder = VideoEncoder(self.partial, width, height, fps, "gray" if grey else "rgb24", options)
         except OSError as error:
@@ -221,24 +225,33 @@ class Segments:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def recipe(model, video, crf, precision, length):
+def recipe(model, video, crf, precision, length, size):
     """What makes a run's output: the source file (path, size, time), the model's weights, the
-    settings and the segments' length."""
+    settings, the output size and the segments' length."""
     stat = Path(video).stat()
     weights = weights_crc32(model)
     return {"video": str(Path(video).resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-            "weights_crc32": weights, "crf": crf, "precision": precision, "segment_frames": length}  # fmt: skip
+            "weights_crc32": weights, "crf": crf, "precision": precision, "segment_frames": length,
+            "size": list(size)}  # fmt: skip
 
 
-def upscale_video(model, video, out, batch_size=32, crf=DEFAULT_CRF, precision="auto"):
-    """2x the video as it is, in colour, at its frame rate and pixel aspect ratio, with its audio;
-    in segments of at most SEGMENT_FRAMES frames and SEGMENT_PIXELS pixels (9 frames of 1080p),
-    so that a stopped run continues where it was and loses at most a segment's work."""
+def upscale_video(model, video, out, batch_size=32, crf=DEFAULT_CRF, precision="auto", size=None):
+    """The video as it is upscaled by the model's scale, in colour, at its frame rate and pixel
+    aspect ratio, with its audio; resized then (antialiased bicubic, by ffmpeg) to `size` (W, H,
+    even) when given. In segments of at most SEGMENT_FRAMES frames and SEGMENT_PIXELS pixels (9
+    frames of 1080p), so that a stopped run continues where it was and loses at most a segment's work."""
     info = video_info(video)
     width, height = info["size"]
+    scale = model_scale(model)
+    size = tuple(size or (scale * width, scale * height))
     target = Path(out) / "output_video.mp4"
     length = max(1, min(SEGMENT_FRAMES, SEGMENT_PIXELS // (width * height)))  # frames a segment
-    segments = Segments(target, recipe(model, video, crf, precision, length))
+    segments = Segments(target, recipe(model, video, crf, precision, length, size))
+    resize = (
+        []
+        if size == (scale * width, scale * height)
+        else [f"scale={size[0]}:{size[1]}:flags=bicubic+accurate_rnd+full_chroma_int"]
+    )
     done, total = len(segments.done()), imageio_ffmpeg.count_frames_and_secs(str(video))[0]
     frames = itertools.islice(read_video(video), done * length, None)  # decoded, not upscaled again
     at_once = frames_at_once(width, height, batch_size)
@@ -252,8 +265,8 @@ def upscale_video(model, video, out, batch_size=32, crf=DEFAULT_CRF, precision="
                 break
             # Each segment's time stamps go on from the last one's; without B-frames none is before its start.
             starts_at = ["-bf", 0, "-output_ts_offset", index * length / info["fps"], "-muxdelay", 0, "-muxpreload", 0]
-            with VideoWriter(segments.path(index), 2 * width, 2 * height, info["fps"], crf=crf, sar=info["sar"],
-                             options=starts_at) as writer:  # fmt: skip
+            with VideoWriter(segments.path(index), scale * width, scale * height, info["fps"], crf=crf,
+                             sar=info["sar"], options=starts_at, filters=resize) as writer:  # fmt: skip
                 for chunk in batches(itertools.chain([first], segment), at_once):
                     writer.write(upscale_color(model, chunk, precision=precision))
                     bar.update(len(chunk))
@@ -263,40 +276,65 @@ def upscale_video(model, video, out, batch_size=32, crf=DEFAULT_CRF, precision="
     join(segments.done(), video, target)
     count = bar.n
     segments.remove()
-    print(f"{target}: {count} frames at {2 * width}x{2 * height}, {info['fps']} fps")
+    print(f"{target}: {count} frames at {size[0]}x{size[1]} (x{scale} of {width}x{height}), {info['fps']} fps")
     return count
 
 
 def video_track(model, video, crf, batch_size=8, precision="auto"):
-    """The protocol's video track: {"bicubic" | "model": mean Y-PSNR dB} of the decoded outputs
-    against the HR frames, the LR being degrade() of each frame encoded by libx264 at `crf`."""
+    """The protocol's video track at the model's scale: {"bicubic" | "model": mean Y-PSNR dB} of the
+    decoded outputs against the HR frames (cropped so that the LR has even sides, as yuv420p needs),
+    the LR being degrade() of each frame encoded by libx264 at `crf`; `scale` border pixels cropped."""
     info = video_info(video)
-    width, height = info["size"]
+    scale = model_scale(model)
+    width, height = (side - side % (2 * scale) for side in info["size"])
 
     def hr_frames():  # decoded twice (to encode the LR, to compare), never all held in memory
-        return (modcrop(frame) for frame in read_video(video))
+        return (frame[:height, :width] for frame in read_video(video))
 
     with tempfile.TemporaryDirectory() as folder:
         lr_video = Path(folder) / f"lr_crf{crf}.mp4"
-        with VideoWriter(lr_video, width // 2, height // 2, info["fps"], crf=crf) as writer:
+        with VideoWriter(lr_video, width // scale, height // scale, info["fps"], crf=crf) as writer:
             for frames in batches(hr_frames(), batch_size):
-                writer.write(degrade(frames))
+                writer.write(degrade(frames, scale))
         upscale_video(model, lr_video, folder, batch_size, precision=precision)
         scores = {"bicubic": [], "model": []}
         frames = zip(hr_frames(), read_video(lr_video), read_video(Path(folder) / "output_video.mp4"))
         with np.errstate(divide="ignore"):  # a frame reproduced exactly: infinite PSNR, left out below
             for hr, lr, sr in frames:
-                scores["bicubic"].append(measure(to_luma(hr), to_luma(interpolate(lr[None], "bicubic")[0]))[0])
-                scores["model"].append(measure(to_luma(hr), to_luma(sr))[0])
+                bicubic = interpolate(lr[None], "bicubic", scale)[0]
+                scores["bicubic"].append(measure(to_luma(hr), to_luma(bicubic), scale)[0])
+                scores["model"].append(measure(to_luma(hr), to_luma(sr), scale)[0])
     # A frame both reproduce exactly (black, say) has no PSNR (infinite): left out of every mean.
     finite = np.isfinite(scores["bicubic"]) & np.isfinite(scores["model"])
     means = {method: float(np.mean(np.array(values)[finite])) for method, values in scores.items()}
     left_out = f" ({np.sum(~finite)} reproduced exactly, left out)" if not finite.all() else ""
     print(
-        f"video track, LR at CRF {crf}, {np.sum(finite)} frames{left_out}, Y-PSNR: bicubic {means['bicubic']:.2f} "
-        f"dB, model {means['model']:.2f} dB ({means['model'] - means['bicubic']:+.2f})"
+        f"video track x{scale}, LR at CRF {crf}, {np.sum(finite)} frames{left_out}, Y-PSNR: "
+        f"bicubic {means['bicubic']:.2f} dB, model {means['model']:.2f} dB ({means['model'] - means['bicubic']:+.2f})"
     )
     return means
+
+
+def even_size(height, width, size=None, width_only=None):
+    """The output (W, H) asked by --size / --width, or None; yuv420p needs even sides."""
+    wanted = output_size(height, width, size, width_only)
+    if wanted and width_only:
+        wanted = tuple(side + side % 2 for side in wanted)
+    if wanted and (wanted[0] % 2 or wanted[1] % 2):
+        raise DataError(f"--size {wanted[0]}x{wanted[1]}: a video's width and height must be even")
+    return wanted
+
+
+def default_model(mode, scale, source_size, size):
+    """The committed model for the mode: model.h5 for the experiment; otherwise, at --scale (or the
+    smallest committed scale that reaches `size`), the compressed-input model, else the clean one."""
+    if mode == "experiment":
+        return DEFAULT_MODEL
+    if scale is None:
+        scales = [s for s, path in CLEAN_MODELS.items() if path.is_file() or COMPRESSED_MODELS.get(s, path).is_file()]
+        scale = scale_for(*source_size[::-1], size, scales) if size else SCALE
+    compressed = COMPRESSED_MODELS.get(scale)
+    return compressed if compressed and compressed.is_file() else CLEAN_MODELS[scale]
 
 
 def main(argv=None):
@@ -315,8 +353,15 @@ def main(argv=None):
         "--model",
         type=Path,
         default=None,
-        help="the model (default: model.h5 for experiment, results/model_compressed.h5 otherwise)",
+        help="the model (default: model.h5 for experiment; otherwise the compressed-input model of --scale, "
+        "results/model_compressed.h5 at x2, or its clean-input model where it has none)",
     )
+    parser.add_argument("--scale", type=int, choices=SCALES, default=None,
+                        help=f"upscale / track: the factor (default: {SCALE}, or the --model's own)")  # fmt: skip
+    parser.add_argument("--size", type=parse_size, metavar="WxH", help="upscale: exactly this output size (even "
+                        "sides): the smallest committed scale that reaches it, then an antialiased resize")  # fmt: skip
+    parser.add_argument("--width", type=int, metavar="W", help="upscale: as --size, the height keeping the "
+                        "aspect ratio (rounded to even)")  # fmt: skip
     parser.add_argument(
         "--crf",
         type=int,
@@ -332,21 +377,27 @@ def main(argv=None):
     )
     add_compute_arguments(parser)
     args = parser.parse_args(argv)
+    if (args.size or args.width) and args.mode != "upscale":
+        parser.error("--size and --width go with --mode upscale")
+    if args.mode == "experiment" and args.scale not in (None, SCALE):
+        parser.error(f"--mode experiment is the original x{SCALE} experiment: --scale goes with upscale and track")
     print(backend_line(args.precision))
     try:
         if args.crf is not None and not 0 <= args.crf <= 51:
             raise DataError(f"--crf must be in 0-51, got {args.crf}")
-        video_info(args.video)  # a one-line error for a file that is not a video, before any writing
+        info = video_info(args.video)  # a one-line error for a file that is not a video, before any writing
         output_folder(args.out, args.out)
-        default = DEFAULT_MODEL if args.mode == "experiment" or not COMPRESSED_MODEL.is_file() else COMPRESSED_MODEL
-        model = load_model(args.model or default)
-        print(f"model: {args.model or default}")
+        size = even_size(*info["size"][::-1], args.size, args.width) if args.mode == "upscale" else None
+        model_path = args.model or default_model(args.mode, args.scale, info["size"], size)
+        model = load_model(model_path, args.scale)
+        print(f"model: {model_path}")
         if args.mode == "experiment":
             experiment(
                 model, args.video, args.out, args.frame, args.batch_size, args.crf or DEFAULT_CRF, args.precision
             )
         elif args.mode == "upscale":
-            upscale_video(model, args.video, args.out, args.batch_size, args.crf or DEFAULT_CRF, args.precision)
+            crf = args.crf or DEFAULT_CRF
+            upscale_video(model, args.video, args.out, args.batch_size, crf, args.precision, size)
         else:
             video_track(model, args.video, 28 if args.crf is None else args.crf, args.batch_size, args.precision)
     except DataError as error:

@@ -41,6 +41,8 @@ from data_preparation import (
     DEFAULT_DATASET,
     H264_SHARE,
     JPEG_QUALITIES,
+    SCALE,
+    SCALES,
     VALIDATION_CRFS,
     VALIDATION_QUALITIES,
     DataError,
@@ -56,6 +58,7 @@ from data_preparation import (
 from model import (
     ARCHITECTURES,
     BLOCKS,
+    CLEAN_MODELS,
     DEFAULT_MODEL,
     PRECISIONS,
     RESULTS,
@@ -66,7 +69,6 @@ from model import (
     grow,
     keras,
     load_model,
-    predict,
     resolve_precision,
     weights_crc32,
     with_precision,
@@ -95,6 +97,13 @@ class Config:
         "with --new: residual (the default network) or seed (the original repo's "
         "network; its recipe becomes the defaults)",
         choices=list(ARCHITECTURES),
+    )
+    scale: int = flag(SCALE, "the upscaling factor: a model has one; a model continued must have it", choices=SCALES)
+    init: Path = flag(
+        None,
+        "with --new: start from this trained model's weights, of any scale (its body kept, grown to "
+        "--width / --blocks; the upsampling of --scale new): a x2 model starts a x3 or x4 one",
+        type=Path,
     )
     width: int = flag(WIDTH, "residual: channels; a narrower model continued is widened to this (model.grow())")
     blocks: int = flag(BLOCKS, "residual: residual blocks; a shallower model continued gets more (model.grow())")
@@ -211,8 +220,11 @@ def parse_config(argv=None):
     probe = argparse.ArgumentParser(add_help=False)
     probe.add_argument("--new", action="store_true")
     probe.add_argument("--arch", default="residual")
+    probe.add_argument("--scale", type=int, default=SCALE)
     known, _ = probe.parse_known_args(argv)
     defaults = (SEED_RECIPE if known.arch == "seed" else FIRST_RUN) if known.new else CONTINUED
+    if known.scale in CLEAN_MODELS:  # each scale continues its own committed model
+        defaults = dataclasses.replace(defaults, model=CLEAN_MODELS[known.scale])
     parser = argparse.ArgumentParser(
         prog="model.py" if known.new else None,
         description=__doc__,
@@ -225,12 +237,14 @@ def parse_config(argv=None):
         parser.error(f"--shares: two shares in 0-1 that add up to at most 1, got {args['shares']}")
     if not 1 <= args["qualities"][0] <= args["qualities"][1] <= 100:
         parser.error(f"--qualities: LOW <= HIGH, both in 1-100, got {args['qualities']}")
+    if args["init"] and not args["new"]:
+        parser.error("--init starts a new network: use it with --new (python model.py --init ...)")
     return Config(**args)
 
 
 def model_paths(config):
     """(the model file written, its history CSV): a model's log goes with it."""
-    out = Path(config.out or (DEFAULT_MODEL if config.new else config.model))
+    out = Path(config.out or (CLEAN_MODELS[config.scale] if config.new else config.model))
     if config.history:
         return out, Path(config.history)
     default = out.resolve() == DEFAULT_MODEL.resolve()
@@ -260,8 +274,15 @@ LOSSES = {"l1": "mean_absolute_error", "mse": "mean_squared_error", "charbonnier
 
 
 def validate(network, x, y, loss, batch_size=32):
-    """{"val_loss", "val_psnr"} of `network` on the test pairs, the same on every worker (not split)."""
-    sr = predict(network, x, batch_size)
+    """{"val_loss", "val_psnr"} of `network` on the test pairs, the same on every worker (not split).
+    The network is called on each batch here: under a cluster's strategy predict_on_batch returns
+    every worker's outputs of the batch, one after the other (two workers: twice the rows)."""
+    sr = np.concatenate(
+        [
+            keras.ops.convert_to_numpy(network(x[i : i + batch_size], training=False))
+            for i in range(0, len(x), batch_size)
+        ]
+    )
     value = keras.ops.convert_to_numpy(keras.losses.get(loss)(y, sr))
     return {"val_loss": float(np.mean(value)), "val_psnr": float(np.mean(keras.ops.convert_to_numpy(psnr(y, sr))))}
 
@@ -506,6 +527,12 @@ def next_stage(csv_path, new):
     return int(history["stage"].max()) + 1
 
 
+def started_from(config):
+    if not config.new:
+        return str(config.model)
+    return f"{config.init}'s weights" if config.init else "a new network"
+
+
 def record_stage(csv_path, config, stage):
     """The run's configuration, what it started from and the backend, as stage `stage` of the JSON
     beside the model's history CSV (a stage run again replaces its record and the later ones)."""
@@ -515,7 +542,7 @@ def record_stage(csv_path, config, stage):
     stages = [record for record in stages if record["stage"] < stage] + [{
         "stage": stage,
         "command": shlex.join(["python", Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "started_from": "a new network" if config.new else str(config.model),
+        "started_from": started_from(config),
         "backend": keras.backend.backend(),
         "config": settings,
     }]  # fmt: skip
@@ -553,15 +580,17 @@ def plot_history(csv_path, png_path):
 def builder(config):
     """The function that makes the network to train: a new one of config.arch with --new, else
     config.model loaded and grown to --width / --blocks."""
+    if config.new and config.init:
+        return lambda: grow(load_model(config.init), config.width, config.blocks, config.scale)
     if config.new:
         sizes = dict(width=config.width, blocks=config.blocks) if config.arch == "residual" else {}
-        return lambda: build_model(config.arch, **sizes)
-    return lambda: grow(load_model(config.model), config.width, config.blocks)
+        return lambda: build_model(config.arch, scale=config.scale, **sizes)
+    return lambda: grow(load_model(config.model, config.scale), config.width, config.blocks)
 
 
 def training_data(config):
     """(x_train, y_train, their H.264 versions or None, (x_test, y_test) as validated)."""
-    x_train, y_train, x_test, y_test = load_dataset(config.data)
+    x_train, y_train, x_test, y_test = load_dataset(config.data, config.scale)
     if not config.images and len(x_train) < config.batch_size:
         raise DataError(f"{len(x_train)} training pairs, fewer than one batch of {config.batch_size}")
     if config.degradation == "compressed" and config.images:
@@ -601,6 +630,7 @@ def batch_maker(config, x_train, y_train, h264, files):
         degradation=config.degradation,
         shares=config.shares,
         qualities=config.qualities,
+        scale=config.scale,
     )
 
     def make(batch_size, pipeline=0, pipelines=1):
@@ -695,8 +725,9 @@ def main(argv=None):
     config = parse_config(argv)
     print(backend_line(config.precision))
     try:
-        if not config.new and not Path(config.model).is_file():  # fail early (loading would start TensorFlow,
-            load_model(config.model)  # too early for a cluster): the one-line message load_model gives
+        for path in [config.init] if config.new else [config.model]:  # fail early (loading would start
+            if path and not Path(path).is_file():  # TensorFlow, too early for a cluster): load_model's one line
+                load_model(path, None if config.new else config.scale)
         run(config)
     except DataError as error:
         sys.exit(f"error: {error}")

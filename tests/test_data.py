@@ -48,10 +48,13 @@ def test_degrade_is_tensorflows_antialiased_bicubic_within_one_grey_level_on_0_1
     assert np.mean(np.round(dp.degrade(odd) * 255) != before) <= 0.001
 
 
-def test_degrade_refuses_odd_sizes():
-    with pytest.raises(ValueError, match="even"):
+def test_degrade_refuses_sizes_not_a_multiple_of_the_scale():
+    with pytest.raises(ValueError, match="multiples of 2"):
         dp.degrade(np.zeros((1, 9, 8, 1), np.float32))
+    with pytest.raises(ValueError, match="multiples of 4"):
+        dp.degrade(np.zeros((1, 12, 10, 1), np.float32), 4)
     assert dp.modcrop(np.zeros((9, 11, 3))).shape == (8, 10, 3)
+    assert dp.modcrop(np.zeros((9, 11, 3)), 3).shape == (9, 9, 3)
 
 
 def test_to_luma_is_bt601_like_matlab():

@@ -188,7 +188,7 @@ def test_video_track_measures_the_decoded_output(tmp_path, capsys):
         writer.write(frames)
     means = testing_video.video_track(model_for_track(), tmp_path / "hr.mp4", crf=28)
     assert set(means) == {"bicubic", "model"} and 20 < means["bicubic"] < 50
-    assert "video track, LR at CRF 28, 8 frames" in capsys.readouterr().out
+    assert "video track x2, LR at CRF 28, 8 frames" in capsys.readouterr().out
     import model
 
     clean_model = testing_video.video_track(model.load_model(model.DEFAULT_MODEL), tmp_path / "hr.mp4", crf=28)
@@ -212,4 +212,4 @@ def test_video_track_leaves_out_frames_reproduced_exactly(tmp_path, capsys):
         warnings.simplefilter("error", RuntimeWarning)  # said in the track's line, not as numpy's warning
         means = testing_video.video_track(model_for_track(), tmp_path / "hr.mp4", crf=28)
     assert all(np.isfinite(value) and 15 < value < 60 for value in means.values()), means
-    assert "video track, LR at CRF 28, 3 frames (2 reproduced exactly, left out)" in capsys.readouterr().out
+    assert "video track x2, LR at CRF 28, 3 frames (2 reproduced exactly, left out)" in capsys.readouterr().out

@@ -1,10 +1,11 @@
 """Each model on the bundled test split, per kind of input. Run by hand:
-python tests/benchmarks/compressed.py [MODEL.h5 ...]
+python tests/benchmarks/compressed.py [MODEL.h5 ...] [--scale 2|3|4]
 
 Every one of the 308 test tiles is given clean, JPEG'd (jpeg_luma) at 30, 50, 75 and 90, and
 H.264-encoded (h264_luma) at CRF 23, 28 and 33; prints a Markdown table of the mean Y-PSNR (dB,
-no border cropped, as training's validation) of bicubic and of each model. The test split
-chooses, never Set5 or Set14 (README).
+no border cropped, as training's validation) of bicubic and of each model. At --scale 3 or 4 the
+LR is degrade(HR, scale) of the same HR tiles (cropped to a multiple of the scale), as training
+makes it, then compressed the same way. The test split chooses, never Set5 or Set14 (README).
 """
 
 import argparse
@@ -37,20 +38,25 @@ def main():
         "models",
         nargs="*",
         type=Path,
-        default=[model.DEFAULT_MODEL, model.COMPRESSED_MODEL],
-        help="models to compare (default: model.h5 and results/model_compressed.h5)",
+        help="models to compare (default: the committed ones of --scale: model.h5 and results/model_compressed.h5 "
+        "at x2)",
     )
+    parser.add_argument("--scale", type=int, choices=dp.SCALES, default=dp.SCALE, help="the factor (default: 2)")
     args = parser.parse_args()
-    _, _, x_test, y_test = dp.load_dataset()
+    committed = [model.CLEAN_MODELS[args.scale], model.COMPRESSED_MODELS.get(args.scale)]
+    args.models = args.models or [path for path in committed if path and path.is_file()]
+    _, _, x_test, y_test = dp.load_dataset(dp.DEFAULT_DATASET, args.scale)
     kinds = inputs(x_test)
     rows = {
         "bicubic": {
-            name: np.mean(model.keras.ops.convert_to_numpy(training.psnr(y_test, model.interpolate(lr, "bicubic"))))
+            name: np.mean(
+                model.keras.ops.convert_to_numpy(training.psnr(y_test, model.interpolate(lr, "bicubic", args.scale)))
+            )
             for name, lr in kinds.items()
         }
     }
     for path in args.models:
-        net = model.load_model(path)
+        net = model.load_model(path, args.scale)
         rows[str(path)] = {
             name: np.mean(
                 model.keras.ops.convert_to_numpy(training.psnr(y_test, model.upscale(net, lr, precision="float32")))
