@@ -364,6 +364,8 @@ def raw_frames(path, pix_fmt="rgb24", bits_per_pixel=24, output_params=(), size=
     and its pipes closed however the reading ends. `size` (w, h): video_info()'s, if the caller has it."""
     width, height = size or video_info(path)["size"]
     frame_bytes = width * height * bits_per_pixel // 8
+    if pix_fmt == "yuv420p":  # chroma planes of ceil(w / 2) x ceil(h / 2), whatever the parity
+        frame_bytes = width * height + 2 * (-(-width // 2)) * (-(-height // 2))
     command = ffmpeg(
         "-loglevel",
         "error",
@@ -384,6 +386,18 @@ def raw_frames(path, pix_fmt="rgb24", bits_per_pixel=24, output_params=(), size=
                 yield frame
         finally:
             process.kill()  # done already, or the reader stopped early
+
+
+def read_yuv420(path, size=None):
+    """Yield the frames of a video as its planes, decoded to yuv420p (as a video stores them: no
+    colour conversion for the usual yuv420p sources), one at a time: the luma (H, W, 1), which is
+    BT.601's Y as the network takes it, and Cb, Cr (ceil(H / 2), ceil(W / 2), 2), float32 in [0, 1]."""
+    width, height = size or video_info(path)["size"]
+    half_width, half_height = -(-width // 2), -(-height // 2)
+    for raw in raw_frames(path, "yuv420p", output_params=EXACT_SCALING, size=(width, height)):
+        planes = np.frombuffer(raw, np.uint8).astype(np.float32) / 255
+        chroma = planes[width * height :].reshape(2, half_height, half_width).transpose(1, 2, 0)
+        yield planes[: width * height].reshape(height, width, 1), chroma
 
 
 def read_video(path):

@@ -16,12 +16,15 @@ track: the protocol's video track on the HR video: LR frames by degrade(), encod
 """
 
 import argparse
+import contextlib
 import itertools
 import json
+import queue
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -43,6 +46,7 @@ from data_preparation import (
     hr_patches,
     output_folder,
     read_video,
+    read_yuv420,
     to_luma,
     video_info,
     write_bytes,
@@ -52,13 +56,13 @@ from model import (
     COMPRESSED_MODELS,
     DEFAULT_MODEL,
     RESULTS,
+    TILE,
     add_compute_arguments,
     backend_line,
     interpolate,
     load_model,
     model_scale,
     upscale,
-    upscale_color,
     weights_crc32,
 )
 from testing import draw_panels, measure, output_size, parse_size, scale_for
@@ -69,6 +73,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 COLUMNS = ("low resolution", "skimage bilinear", "model", "high resolution")
 METHODS = ("skimage_bilinear", "skimage_bicubic", "model")
 DEFAULT_CRF = 10  # libx264 quality of what this script writes (0 lossless, 51 worst; 18 looks lossless)
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+DEFAULT_PRESET = "medium"  # libx264's speed against file size
+TRACK_CRF = 10  # the video track's output encoding (part of what it measures), whatever the defaults above
 
 
 def batches(frames, size):
@@ -77,19 +84,25 @@ def batches(frames, size):
         yield np.stack(batch)
 
 
+def to_bytes(images):
+    return np.round(np.clip(images, 0, 1) * 255).astype(np.uint8)
+
+
 class VideoWriter:
     """Frames in [0, 1], (N, H, W, 1 or 3), into an H.264 .mp4 (yuv420p, exact colour conversion).
     The file appears only when the writer closes without error (atomic_output); `sar` keeps a
     non-square pixel shape ("128:117")."""
 
-    def __init__(self, path, width, height, fps, grey=False, crf=DEFAULT_CRF, sar="1:1", options=(), filters=()):
-        self.path = Path(path)
+    def __init__(self, path, width, height, fps, grey=False, crf=DEFAULT_CRF, sar="1:1", options=(), filters=(),
+                 pix_fmt=None, preset=DEFAULT_PRESET):  # fmt: skip
+        self.path, self.size = Path(path), (width, height)
         self.output = atomic_output(self.path)
         self.partial = self.output.__enter__()
         chain = ",".join([*filters, f"setsar={sar.replace(':', '/')}"])
-        options = ["-crf", crf, "-vf", chain, *EXACT_SCALING, *options]
+        options = ["-crf", crf, "-preset", preset, "-vf", chain, *EXACT_SCALING, *options]
+        pix_fmt = pix_fmt or ("gray" if grey else "rgb24")
         try:
-            self.encoder = VideoEncoder(self.partial, width, height, fps, "gray" if grey else "rgb24", options)
+            self.encoder = VideoEncoder(self.partial, width, height, fps, pix_fmt, options)
         except OSError as error:
             self.output.__exit__(type(error), error, error.__traceback__)
             raise DataError(f"{self.path}: cannot write ({error})") from None
@@ -98,14 +111,26 @@ class VideoWriter:
         for frame in np.round(np.clip(frames, 0, 1) * 255).astype(np.uint8):
             self.encoder.write(np.ascontiguousarray(frame).tobytes())
 
+    def write_planes(self, luma, chroma):
+        """Frames given as their yuv420p planes, at `scale` times the size of the chroma given (N,
+        h, w, 2): the luma (N, H, W, 1) as it is, Cb and Cr bicubic (as in upscale_color), both in
+        [0, 1], cut to the writer's size."""
+        width, height = self.size
+        scale = luma.shape[1] // chroma.shape[1]
+        chroma = interpolate(chroma, "bicubic", scale)[:, : -(-height // 2), : -(-width // 2)]
+        for y, cbcr in zip(to_bytes(luma[:, :height, :width]), to_bytes(chroma)):
+            self.encoder.write(y.tobytes() + cbcr.transpose(2, 0, 1).tobytes())
+
     def __enter__(self):
         return self
 
     def __exit__(self, error_type, error, traceback):
         try:
             self.encoder.__exit__(error_type, error, traceback)
-        except BaseException as failure:  # the partial file goes, the failure is reported
+        except BaseException as failure:  # the partial file goes, the failure is reported in one line
             self.output.__exit__(type(failure), failure, failure.__traceback__)
+            if isinstance(failure, RuntimeError):
+                raise DataError(f"{self.path}: {failure}") from None
             raise
         return self.output.__exit__(error_type, error, traceback)
 
@@ -144,7 +169,8 @@ def label_band(width, height=32):
     return band
 
 
-def experiment(model, video, out, frame_number=60, batch_size=32, crf=DEFAULT_CRF, precision="auto"):
+def experiment(model, video, out, frame_number=60, batch_size=32, crf=DEFAULT_CRF, precision="auto",
+               preset=DEFAULT_PRESET):  # fmt: skip
     """The original repo's experiment on any video; returns {method: (mean PSNR, mean SSIM)}."""
     fps = video_info(video)["fps"]
     band = label_band(len(COLUMNS) * HR_SIZE)
@@ -152,10 +178,16 @@ def experiment(model, video, out, frame_number=60, batch_size=32, crf=DEFAULT_CR
     shown = None
     out = Path(out)
     with (
-        VideoWriter(out / "input_video.mp4", HR_SIZE, HR_SIZE, fps, grey=True, crf=crf) as inputs,
-        VideoWriter(out / "output_video.mp4", HR_SIZE, HR_SIZE, fps, grey=True, crf=crf) as outputs,
+        VideoWriter(out / "input_video.mp4", HR_SIZE, HR_SIZE, fps, grey=True, crf=crf, preset=preset) as inputs,
+        VideoWriter(out / "output_video.mp4", HR_SIZE, HR_SIZE, fps, grey=True, crf=crf, preset=preset) as outputs,
         VideoWriter(
-            out / "side_by_side.mp4", len(COLUMNS) * HR_SIZE, HR_SIZE + len(band), fps, grey=True, crf=crf
+            out / "side_by_side.mp4",
+            len(COLUMNS) * HR_SIZE,
+            HR_SIZE + len(band),
+            fps,
+            grey=True,
+            crf=crf,
+            preset=preset,
         ) as side_by_side,
         tqdm(desc=Path(video).name, unit="frame") as progress,
     ):
@@ -225,51 +257,54 @@ class Segments:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def recipe(model, video, crf, precision, length, size):
+def recipe(model, video, crf, precision, length, size, preset=DEFAULT_PRESET):
     """What makes a run's output: the source file (path, size, time), the model's weights, the
     settings, the output size and the segments' length."""
     stat = Path(video).stat()
     weights = weights_crc32(model)
     return {"video": str(Path(video).resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
             "weights_crc32": weights, "crf": crf, "precision": precision, "segment_frames": length,
-            "size": list(size)}  # fmt: skip
+            "size": list(size), "preset": preset}  # fmt: skip
 
 
-def upscale_video(model, video, out, batch_size=32, crf=DEFAULT_CRF, precision="auto", size=None):
+def upscale_video(model, video, out, batch_size=32, crf=DEFAULT_CRF, precision="auto", size=None,
+                  preset=DEFAULT_PRESET, threads=True):  # fmt: skip
     """The video as it is upscaled by the model's scale, in colour, at its frame rate and pixel
     aspect ratio, with its audio; resized then (antialiased bicubic, by ffmpeg) to `size` (W, H,
-    even) when given. In segments of at most SEGMENT_FRAMES frames and SEGMENT_PIXELS pixels (9
-    frames of 1080p), so that a stopped run continues where it was and loses at most a segment's work."""
+    even) when given. The luma goes through the network, Cb and Cr bicubic, in the video's own
+    planes (yuv420p in and out: no colour conversion); a side that the scale makes odd loses its
+    last pixel (yuv420p needs even sides). Decoding runs ahead of the network and the chroma and
+    encoding behind it, on threads (`threads`; the same frames either way), with bounded queues.
+    In segments of at most SEGMENT_FRAMES frames and SEGMENT_PIXELS pixels (9 frames of 1080p), so
+    that a stopped run continues where it was and loses at most a segment's work."""
     info = video_info(video)
     width, height = info["size"]
     scale = model_scale(model)
-    size = tuple(size or (scale * width, scale * height))
+    upscaled = (scale * width - scale * width % 2, scale * height - scale * height % 2)
+    size = tuple(size or upscaled)
     target = Path(out) / "output_video.mp4"
     length = max(1, min(SEGMENT_FRAMES, SEGMENT_PIXELS // (width * height)))  # frames a segment
-    segments = Segments(target, recipe(model, video, crf, precision, length, size))
-    resize = (
-        []
-        if size == (scale * width, scale * height)
-        else [f"scale={size[0]}:{size[1]}:flags=bicubic+accurate_rnd+full_chroma_int"]
-    )
+    segments = Segments(target, recipe(model, video, crf, precision, length, size, preset))
+    resize = [] if size == upscaled else [f"scale={size[0]}:{size[1]}:flags=bicubic+accurate_rnd+full_chroma_int"]
     done, total = len(segments.done()), imageio_ffmpeg.count_frames_and_secs(str(video))[0]
-    frames = itertools.islice(read_video(video), done * length, None)  # decoded, not upscaled again
-    at_once = frames_at_once(width, height, batch_size)
-    with tqdm(total=total, initial=min(total, done * length), desc=Path(video).name, unit="frame") as bar:
+    chunks = planes_by_segment(video, info["size"], done * length, length, frames_at_once(width, height, batch_size))
+    with (
+        tqdm(total=total, initial=min(total, done * length), desc=Path(video).name, unit="frame") as bar,
+        contextlib.closing(ahead(chunks) if threads else chunks) as decoded,  # its thread and ffmpeg end with it
+    ):
         if done:
             tqdm.write(f"{done * length} frames upscaled before: going on from there")
-        for index in itertools.count(done):
-            segment = itertools.islice(frames, length)
-            first = next(segment, None)
-            if first is None:
-                break
+        for index, segment in itertools.groupby(decoded, key=lambda chunk: chunk[0]):
             # Each segment's time stamps go on from the last one's; without B-frames none is before its start.
             starts_at = ["-bf", 0, "-output_ts_offset", index * length / info["fps"], "-muxdelay", 0, "-muxpreload", 0]
-            with VideoWriter(segments.path(index), scale * width, scale * height, info["fps"], crf=crf,
-                             sar=info["sar"], options=starts_at, filters=resize) as writer:  # fmt: skip
-                for chunk in batches(itertools.chain([first], segment), at_once):
-                    writer.write(upscale_color(model, chunk, precision=precision))
-                    bar.update(len(chunk))
+            with (
+                VideoWriter(segments.path(index), *upscaled, info["fps"], crf=crf, sar=info["sar"], preset=preset,
+                            options=starts_at, filters=resize, pix_fmt="yuv420p") as writer,
+                Behind(lambda planes: encode(writer, *planes), threads) as encoding,
+            ):  # fmt: skip
+                for _, luma, chroma in segment:
+                    encoding.put((upscale(model, luma, tile=TILE, precision=precision), chroma))
+                    bar.update(len(luma))
     if not segments.done():
         segments.remove()
         raise DataError(f"{video}: the video has no frames")
@@ -278,6 +313,103 @@ def upscale_video(model, video, out, batch_size=32, crf=DEFAULT_CRF, precision="
     segments.remove()
     print(f"{target}: {count} frames at {size[0]}x{size[1]} (x{scale} of {width}x{height}), {info['fps']} fps")
     return count
+
+
+def planes_by_segment(video, size, start, length, at_once):
+    """(segment index, luma (n, H, W, 1), chroma (n, H/2, W/2, 2)) of at most `at_once` frames at a
+    time, from frame `start` on, each segment of `length` frames in its own chunks. A failure to
+    read is a DataError naming the video."""
+    frames = itertools.islice(read_yuv420(video, size), start, None)
+    try:
+        for index in itertools.count(start // length):
+            for first in range(0, length, at_once):
+                chunk = list(itertools.islice(frames, min(at_once, length - first)))
+                if not chunk:
+                    return
+                luma, chroma = zip(*chunk)
+                yield index, np.stack(luma), np.stack(chroma)
+    except (OSError, ValueError) as error:
+        raise DataError(f"{video}: decoding failed ({error})") from None
+
+
+def encode(writer, luma, chroma):
+    """writer.write_planes(), a failure of the encoder a DataError naming the output."""
+    try:
+        writer.write_planes(luma, chroma)
+    except OSError as error:
+        raise DataError(f"{writer.path}: the encoder failed ({error.strerror or error})") from None
+
+
+def ahead(iterable, depth=2):
+    """The items of `iterable`, made on a thread up to `depth` ahead of the caller (bounded memory);
+    what the thread raises is raised here, and the thread is stopped when the caller stops."""
+    items, stop, end = queue.Queue(depth), threading.Event(), object()
+
+    def hand_over(item):
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                return items.put(item, timeout=0.1)
+
+    def produce():
+        try:
+            for item in iterable:
+                if stop.is_set():
+                    return
+                hand_over((item, None))
+            hand_over((end, None))
+        except BaseException as error:  # the caller raises it
+            hand_over((end, error))
+        finally:
+            if hasattr(iterable, "close"):
+                iterable.close()  # its ffmpeg stopped on this thread, where the generator runs
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while (got := items.get())[0] is not end:
+            yield got[0]
+        if got[1] is not None:
+            raise got[1]
+    finally:
+        stop.set()
+        thread.join()
+
+
+class Behind:
+    """A context manager that calls `work(item)` for each item put, in order, on a thread (or at
+    once, without `threaded`), at most two waiting; the block ends when the last is done. What the
+    thread raises is raised by the next put() or at the block's end."""
+
+    def __init__(self, work, threaded=True):
+        self.work, self.error, self.items = work, None, queue.Queue(2)
+        self.thread = threading.Thread(target=self.run, daemon=True) if threaded else None
+
+    def run(self):
+        while (item := self.items.get()) is not None:
+            if self.error is None:  # after a failure the items are only taken, so put() never waits forever
+                try:
+                    self.work(item)
+                except BaseException as error:
+                    self.error = error
+
+    def put(self, item):
+        if self.thread is None:
+            return self.work(item)
+        if self.error is not None:
+            raise self.error
+        self.items.put(item)
+
+    def __enter__(self):
+        if self.thread is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, error_type, error, traceback):
+        if self.thread is not None:
+            self.items.put(None)
+            self.thread.join()
+        if self.error is not None and error_type is None:
+            raise self.error
 
 
 def video_track(model, video, crf, batch_size=8, precision="auto"):
@@ -296,7 +428,7 @@ def video_track(model, video, crf, batch_size=8, precision="auto"):
         with VideoWriter(lr_video, width // scale, height // scale, info["fps"], crf=crf) as writer:
             for frames in batches(hr_frames(), batch_size):
                 writer.write(degrade(frames, scale))
-        upscale_video(model, lr_video, folder, batch_size, precision=precision)
+        upscale_video(model, lr_video, folder, batch_size, TRACK_CRF, precision)  # the protocol's own output encoding
         scores = {"bicubic": [], "model": []}
         frames = zip(hr_frames(), read_video(lr_video), read_video(Path(folder) / "output_video.mp4"))
         with np.errstate(divide="ignore"):  # a frame reproduced exactly: infinite PSNR, left out below
@@ -368,6 +500,12 @@ def main(argv=None):
         default=None,
         help=f"libx264 CRF of the written videos (default: {DEFAULT_CRF}); track: of the LR (default: 28)",
     )
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default=DEFAULT_PRESET,
+        help=f"libx264 preset of the written videos: faster or smaller (default: {DEFAULT_PRESET})",
+    )
     parser.add_argument("--frame", type=int, default=60, help="experiment: the frame shown in frame.png (default: 60)")
     parser.add_argument(
         "--batch-size",
@@ -392,12 +530,11 @@ def main(argv=None):
         model = load_model(model_path, args.scale)
         print(f"model: {model_path}")
         if args.mode == "experiment":
-            experiment(
-                model, args.video, args.out, args.frame, args.batch_size, args.crf or DEFAULT_CRF, args.precision
-            )
+            crf = DEFAULT_CRF if args.crf is None else args.crf
+            experiment(model, args.video, args.out, args.frame, args.batch_size, crf, args.precision, args.preset)
         elif args.mode == "upscale":
-            crf = args.crf or DEFAULT_CRF
-            upscale_video(model, args.video, args.out, args.batch_size, crf, args.precision, size)
+            crf = DEFAULT_CRF if args.crf is None else args.crf
+            upscale_video(model, args.video, args.out, args.batch_size, crf, args.precision, size, args.preset)
         else:
             video_track(model, args.video, 28 if args.crf is None else args.crf, args.batch_size, args.precision)
     except DataError as error:

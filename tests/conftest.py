@@ -36,6 +36,14 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: over a few seconds; -m 'not slow' runs the rest")
     for warning in ("ResourceWarning", "pytest.PytestUnraisableExceptionWarning"):  # an unclosed file is a bug
         config.addinivalue_line("filterwarnings", f"error::{warning}")
+    # Known and harmless, from the pinned libraries themselves (so that a new warning shows): Keras'
+    # TensorFlow backend converts tensors with np.array(x, copy=False), which NumPy 2 warns about;
+    # imageio, trying its plugins on a file that is no image, imports its deprecated DICOM reader.
+    for known in (
+        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning:keras.src.backend",
+        "ignore:The legacy `DICOM` plugin is deprecated:DeprecationWarning",
+    ):
+        config.addinivalue_line("filterwarnings", known)
 
 
 def natural_image(height, width, seed=0):

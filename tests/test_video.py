@@ -71,29 +71,29 @@ def test_bad_videos_fail_cleanly(tmp_path, capsys, case):
 
 
 def test_upscale_streams_frames(tmp_path, monkeypatch):
-    """Frames are read, upscaled and written a batch at a time: never more than one batch is held,
-    so memory does not grow with the video's length."""
+    """Frames are read, upscaled and written a batch at a time: never more than a few batches are
+    held (the one being upscaled, two decoded ahead, two waiting for the encoder), so memory does
+    not grow with the video's length."""
     video = make_video(tmp_path / "long.mp4", 64, 48, frames=40)
     read, written, held = [], [], []
-    reader, write = testing_video.read_video, testing_video.VideoWriter.write
+    reader, write = testing_video.read_yuv420, testing_video.VideoWriter.write_planes
 
-    def counting_reader(path):
-        for frame in reader(path):
+    def counting_reader(path, size=None):
+        for frame in reader(path, size):
             read.append(1)
             yield frame
 
-    def counting_write(self, frames):
-        if self.path.name.startswith("segment"):  # output_video.mp4 is written in segments
-            held.append(len(read) - sum(written))
-            written.append(len(frames))
-        write(self, frames)
+    def counting_write(self, luma, chroma):
+        held.append(len(read) - sum(written))
+        written.append(len(luma))
+        write(self, luma, chroma)
 
-    monkeypatch.setattr(testing_video, "read_video", counting_reader)
-    monkeypatch.setattr(testing_video.VideoWriter, "write", counting_write)
+    monkeypatch.setattr(testing_video, "read_yuv420", counting_reader)
+    monkeypatch.setattr(testing_video.VideoWriter, "write_planes", counting_write)
     testing_video.main(
-        ["--video", str(video), "--out", str(tmp_path / "out"), "--mode", "upscale", "--batch-size", "8"]
+        ["--video", str(video), "--out", str(tmp_path / "out"), "--mode", "upscale", "--batch-size", "4"]
     )
-    assert sum(written) == 40 and max(held) <= 8
+    assert sum(written) == 40 and max(held) <= 6 * 4 and min(held) >= 4
     assert frames_and_size(tmp_path / "out" / "output_video.mp4") == (40, (128, 96))
 
 
@@ -135,7 +135,7 @@ def test_an_interrupted_upscale_goes_on_from_its_last_segment(tmp_path, monkeypa
     the video an uninterrupted run writes (frames, size, rate, aspect, sound)."""
     monkeypatch.setattr(testing_video, "SEGMENT_FRAMES", 10)
     video = make_video(tmp_path / "clip.mp4", 64, 48, frames=27, audio=True, sar="128/117")
-    upscaled, interrupt_after, real_upscale = [], [24], testing_video.upscale_color
+    upscaled, interrupt_after, real_upscale = [], [24], testing_video.upscale
 
     def upscale_then_ctrl_c(model, frames, **options):
         if interrupt_after and sum(upscaled) >= interrupt_after[0]:
@@ -143,7 +143,7 @@ def test_an_interrupted_upscale_goes_on_from_its_last_segment(tmp_path, monkeypa
         upscaled.append(len(frames))
         return real_upscale(model, frames, **options)
 
-    monkeypatch.setattr(testing_video, "upscale_color", upscale_then_ctrl_c)
+    monkeypatch.setattr(testing_video, "upscale", upscale_then_ctrl_c)
     command = ["--video", str(video), "--out", str(tmp_path / "out"), "--mode", "upscale", "--batch-size", "4"]
     code, err = run_main(testing_video.main, command, capsys)
     assert (code, err.strip().splitlines()[-1]) == (
@@ -213,3 +213,53 @@ def test_video_track_leaves_out_frames_reproduced_exactly(tmp_path, capsys):
         means = testing_video.video_track(model_for_track(), tmp_path / "hr.mp4", crf=28)
     assert all(np.isfinite(value) and 15 < value < 60 for value in means.values()), means
     assert "video track x2, LR at CRF 28, 3 frames (2 reproduced exactly, left out)" in capsys.readouterr().out
+
+
+def test_the_pipelined_upscale_gives_the_frames_of_the_sequential_one(tmp_path):
+    """Decoding ahead and encoding behind on threads changes nothing: the same frames as one thing
+    at a time; and the luma is the network's on the video's own Y plane."""
+    video = make_video(tmp_path / "clip.mp4", 64, 48, frames=9, audio=True)
+    net = testing_video.load_model(testing_video.DEFAULT_MODEL)
+    for threads in (True, False):
+        testing_video.upscale_video(net, video, tmp_path / str(threads), batch_size=4, threads=threads, crf=0)
+    piped = [y for y, _ in dp.read_yuv420(tmp_path / "True" / "output_video.mp4")]
+    one_by_one = [y for y, _ in dp.read_yuv420(tmp_path / "False" / "output_video.mp4")]
+    assert len(piped) == len(one_by_one) == 9
+    np.testing.assert_array_equal(piped, one_by_one)
+    luma = np.stack([y for y, _ in dp.read_yuv420(video)])
+    expected = np.round(testing_video.upscale(net, luma) * 255) / 255
+    np.testing.assert_allclose(np.stack(piped), expected, atol=1.01 / 255)  # CRF 0: the Y plane as written
+
+
+@pytest.mark.parametrize("where", ["decoder", "encoder"])
+def test_a_failing_decoder_or_encoder_thread_is_one_line_and_no_output(tmp_path, monkeypatch, capsys, where):
+    video = make_video(tmp_path / "clip.mp4", 64, 48, frames=12, audio=True)
+    reader, write = dp.read_yuv420, testing_video.VideoWriter.write_planes
+
+    def failing_reader(path, size=None):
+        for count, frame in enumerate(reader(path, size)):
+            if count == 5:
+                raise OSError("Input/output error")
+            yield frame
+
+    def failing_write(self, luma, chroma):
+        if self.path.name == "segment00000.ts" and chroma.shape[0] < 4:  # the last chunk of the first segment
+            raise BrokenPipeError(32, "Broken pipe")
+        write(self, luma, chroma)
+
+    if where == "decoder":
+        monkeypatch.setattr(testing_video, "read_yuv420", failing_reader)
+    else:
+        monkeypatch.setattr(testing_video, "SEGMENT_FRAMES", 6)
+        monkeypatch.setattr(testing_video.VideoWriter, "write_planes", failing_write)
+    out = tmp_path / "out"
+    command = ["--video", str(video), "--out", str(out), "--mode", "upscale", "--batch-size", "4"]
+    code, err = run_main(testing_video.main, command, capsys)
+    last = err.strip().splitlines()[-1]
+    assert code == 1 and "Traceback" not in err
+    if where == "decoder":
+        assert last == f"error: {video}: decoding failed (Input/output error)"
+    else:
+        assert last.startswith("error: ") and last.endswith("segment00000.ts: the encoder failed (Broken pipe)")
+    assert not (out / "output_video.mp4").exists()
+    assert not list((out / ".output_video.mp4.segments").glob("*.ts"))  # the failed segment is not kept
