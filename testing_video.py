@@ -72,10 +72,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 COLUMNS = ("low resolution", "skimage bilinear", "model", "high resolution")
 METHODS = ("skimage_bilinear", "skimage_bicubic", "model")
-DEFAULT_CRF = 10  # libx264 quality of what this script writes (0 lossless, 51 worst; 18 looks lossless)
+# libx264's quality (CRF: 0 lossless, 51 worst; 18 looks lossless) and speed against file size (preset)
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-DEFAULT_PRESET = "medium"  # libx264's speed against file size
-TRACK_CRF = 10  # the video track's output encoding (part of what it measures), whatever the defaults above
+DEFAULT_CRF, DEFAULT_PRESET = 10, "medium"  # near-lossless: the experiment's videos, the video track's output
+UPSCALE_CRF, UPSCALE_PRESET = 14, "veryfast"  # --mode upscale: 1.5-1.7x faster, 45 % smaller (results/README.md)
 
 
 def batches(frames, size):
@@ -267,8 +267,8 @@ def recipe(model, video, crf, precision, length, size, preset=DEFAULT_PRESET):
             "size": list(size), "preset": preset}  # fmt: skip
 
 
-def upscale_video(model, video, out, batch_size=32, crf=DEFAULT_CRF, precision="auto", size=None,
-                  preset=DEFAULT_PRESET, threads=True):  # fmt: skip
+def upscale_video(model, video, out, batch_size=32, crf=UPSCALE_CRF, precision="auto", size=None,
+                  preset=UPSCALE_PRESET, threads=True):  # fmt: skip
     """The video as it is upscaled by the model's scale, in colour, at its frame rate and pixel
     aspect ratio, with its audio; resized then (antialiased bicubic, by ffmpeg) to `size` (W, H,
     even) when given. The luma goes through the network, Cb and Cr bicubic, in the video's own
@@ -288,23 +288,29 @@ def upscale_video(model, video, out, batch_size=32, crf=DEFAULT_CRF, precision="
     resize = [] if size == upscaled else [f"scale={size[0]}:{size[1]}:flags=bicubic+accurate_rnd+full_chroma_int"]
     done, total = len(segments.done()), imageio_ffmpeg.count_frames_and_secs(str(video))[0]
     chunks = planes_by_segment(video, info["size"], done * length, length, frames_at_once(width, height, batch_size))
+    tile = TILE if width * height > FRAME_PIXELS else None  # a frame is tiled only when larger than 1080p
+
+    def open_segment(index):  # each segment's time stamps go on from the last one's (no B-frame before its start)
+        starts_at = ["-bf", 0, "-output_ts_offset", index * length / info["fps"], "-muxdelay", 0, "-muxpreload", 0]
+        return VideoWriter(segments.path(index), *upscaled, info["fps"], crf=crf, sar=info["sar"], preset=preset,
+                           options=starts_at, filters=resize, pix_fmt="yuv420p")  # fmt: skip
+
+    writer = SegmentWriter(open_segment)
     with (
         tqdm(total=total, initial=min(total, done * length), desc=Path(video).name, unit="frame") as bar,
         contextlib.closing(ahead(chunks) if threads else chunks) as decoded,  # its thread and ffmpeg end with it
     ):
         if done:
             tqdm.write(f"{done * length} frames upscaled before: going on from there")
-        for index, segment in itertools.groupby(decoded, key=lambda chunk: chunk[0]):
-            # Each segment's time stamps go on from the last one's; without B-frames none is before its start.
-            starts_at = ["-bf", 0, "-output_ts_offset", index * length / info["fps"], "-muxdelay", 0, "-muxpreload", 0]
-            with (
-                VideoWriter(segments.path(index), *upscaled, info["fps"], crf=crf, sar=info["sar"], preset=preset,
-                            options=starts_at, filters=resize, pix_fmt="yuv420p") as writer,
-                Behind(lambda planes: encode(writer, *planes), threads) as encoding,
-            ):  # fmt: skip
-                for _, luma, chroma in segment:
-                    encoding.put((upscale(model, luma, tile=TILE, precision=precision), chroma))
+        try:
+            with Behind(writer, threads) as encoding:
+                for index, luma, chroma in decoded:
+                    encoding.put((index, upscale(model, luma, tile=tile, precision=precision), chroma))
                     bar.update(len(luma))
+        except BaseException as error:  # the segment being written is not kept
+            writer.close(error)
+            raise
+        writer.close()
     if not segments.done():
         segments.remove()
         raise DataError(f"{video}: the video has no frames")
@@ -332,12 +338,29 @@ def planes_by_segment(video, size, start, length, at_once):
         raise DataError(f"{video}: decoding failed ({error})") from None
 
 
-def encode(writer, luma, chroma):
-    """writer.write_planes(), a failure of the encoder a DataError naming the output."""
-    try:
-        writer.write_planes(luma, chroma)
-    except OSError as error:
-        raise DataError(f"{writer.path}: the encoder failed ({error.strerror or error})") from None
+class SegmentWriter:
+    """The encoding side of upscale_video(): each (segment index, luma, chroma) into its segment's
+    file, a segment closed (its encoder waited for) as the next begins, on the thread that calls it,
+    so the network goes on meanwhile; close() ends the last one, or drops it after `error`. A
+    failure of the encoder is a DataError naming the output."""
+
+    def __init__(self, open_segment):
+        self.open_segment, self.writer, self.index = open_segment, None, None
+
+    def __call__(self, item):
+        index, luma, chroma = item
+        if index != self.index:
+            self.close()
+            self.writer, self.index = self.open_segment(index), index
+        try:
+            self.writer.write_planes(luma, chroma)
+        except OSError as error:
+            raise DataError(f"{self.writer.path}: the encoder failed ({error.strerror or error})") from None
+
+    def close(self, error=None):
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            writer.__exit__(type(error) if error else None, error, None)
 
 
 def ahead(iterable, depth=2):
@@ -428,7 +451,9 @@ def video_track(model, video, crf, batch_size=8, precision="auto"):
         with VideoWriter(lr_video, width // scale, height // scale, info["fps"], crf=crf) as writer:
             for frames in batches(hr_frames(), batch_size):
                 writer.write(degrade(frames, scale))
-        upscale_video(model, lr_video, folder, batch_size, TRACK_CRF, precision)  # the protocol's own output encoding
+        upscale_video(
+            model, lr_video, folder, batch_size, DEFAULT_CRF, precision, preset=DEFAULT_PRESET
+        )  # the protocol's
         scores = {"bicubic": [], "model": []}
         frames = zip(hr_frames(), read_video(lr_video), read_video(Path(folder) / "output_video.mp4"))
         with np.errstate(divide="ignore"):  # a frame reproduced exactly: infinite PSNR, left out below
@@ -498,13 +523,15 @@ def main(argv=None):
         "--crf",
         type=int,
         default=None,
-        help=f"libx264 CRF of the written videos (default: {DEFAULT_CRF}); track: of the LR (default: 28)",
+        help=f"libx264 CRF of the written videos (default: {UPSCALE_CRF} for upscale, {DEFAULT_CRF} for experiment); "
+        "track: of the LR (default: 28)",
     )
     parser.add_argument(
         "--preset",
         choices=PRESETS,
-        default=DEFAULT_PRESET,
-        help=f"libx264 preset of the written videos: faster or smaller (default: {DEFAULT_PRESET})",
+        default=None,
+        help=f"libx264 preset of the written videos: faster or smaller (default: {UPSCALE_PRESET} for upscale, "
+        f"{DEFAULT_PRESET} for experiment)",
     )
     parser.add_argument("--frame", type=int, default=60, help="experiment: the frame shown in frame.png (default: 60)")
     parser.add_argument(
@@ -531,10 +558,12 @@ def main(argv=None):
         print(f"model: {model_path}")
         if args.mode == "experiment":
             crf = DEFAULT_CRF if args.crf is None else args.crf
-            experiment(model, args.video, args.out, args.frame, args.batch_size, crf, args.precision, args.preset)
+            preset = args.preset or DEFAULT_PRESET
+            experiment(model, args.video, args.out, args.frame, args.batch_size, crf, args.precision, preset)
         elif args.mode == "upscale":
-            crf = DEFAULT_CRF if args.crf is None else args.crf
-            upscale_video(model, args.video, args.out, args.batch_size, crf, args.precision, size, args.preset)
+            crf = UPSCALE_CRF if args.crf is None else args.crf
+            preset = args.preset or UPSCALE_PRESET
+            upscale_video(model, args.video, args.out, args.batch_size, crf, args.precision, size, preset)
         else:
             video_track(model, args.video, 28 if args.crf is None else args.crf, args.batch_size, args.precision)
     except DataError as error:

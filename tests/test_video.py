@@ -263,3 +263,19 @@ def test_a_failing_decoder_or_encoder_thread_is_one_line_and_no_output(tmp_path,
         assert last.startswith("error: ") and last.endswith("segment00000.ts: the encoder failed (Broken pipe)")
     assert not (out / "output_video.mp4").exists()
     assert not list((out / ".output_video.mp4.segments").glob("*.ts"))  # the failed segment is not kept
+
+
+def test_crf_and_preset_reach_the_encoder(tmp_path):
+    """The written video's own x264 settings (which libx264 stores in the stream) are the defaults
+    of --mode upscale, or what --crf and --preset say."""
+    video = make_video(tmp_path / "clip.mp4", 64, 48, frames=3, audio=True)
+    testing_video.main(["--video", str(video), "--out", str(tmp_path / "a"), "--mode", "upscale"])
+    default = (tmp_path / "a" / "output_video.mp4").read_bytes()
+    assert b"crf=14.0" in default and b"subme=2" in default  # veryfast's subpixel search
+    testing_video.main(["--video", str(video), "--out", str(tmp_path / "b"), "--mode", "upscale", "--crf", "21",
+                        "--preset", "ultrafast"])  # fmt: skip
+    chosen = (tmp_path / "b" / "output_video.mp4").read_bytes()
+    assert b"crf=21.0" in chosen and b"cabac=0" in chosen and b"subme=0" in chosen  # ultrafast: no CABAC
+    testing_video.main(["--video", str(video), "--out", str(tmp_path / "c"), "--frame", "1", "--preset", "fast"])
+    experiment = (tmp_path / "c" / "output_video.mp4").read_bytes()
+    assert b"crf=10.0" in experiment and b"subme=6" in experiment  # the experiment: CRF 10, fast's subme

@@ -1,10 +1,15 @@
-"""How much does video I/O cost? Run by hand: python tests/benchmarks/video.py [--video FILE]
+"""How much does video I/O cost? Run by hand:
+python tests/benchmarks/video.py [--video FILE] [--model M.h5 | --tiny] [--crf C] [--preset P] [--sequential]
 
-Upscales a video end to end (decode, upscale, encode, mux) in `--mode upscale`, then runs the
-model alone on the same frames already in memory, and prints both rates and the I/O overhead.
+In one run, on the same frames: `--mode upscale` end to end (decode, upscale, encode, mux); the
+network alone on the luma already in memory; and ffmpeg alone decoding, resizing by the model's
+scale (bicubic) and encoding the same clip with the same encoder settings. Prints frames/s of each
+and the ratios. --tiny: a 1-block, 8-channel network (too small to matter: what a GPU makes of
+any network), so that the rest shows.
 """
 
 import argparse
+import subprocess
 import sys
 import tempfile
 import time
@@ -14,31 +19,48 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np  # noqa: E402
 
-import data_preparation  # noqa: E402
+import data_preparation as dp  # noqa: E402
 import model  # noqa: E402
 import testing_video  # noqa: E402
 
 
+def timed(function):
+    start = time.perf_counter()
+    result = function()
+    return result, time.perf_counter() - start
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--video", type=Path, default=data_preparation.SAMPLE_VIDEO)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--video", type=Path, default=dp.SAMPLE_VIDEO)
+    parser.add_argument("--model", type=Path, default=model.COMPRESSED_MODEL, help="(default: what upscale uses at x2)")
+    parser.add_argument("--tiny", action="store_true", help="a 1-block, 8-channel network instead of --model")
+    parser.add_argument("--crf", type=int, default=testing_video.UPSCALE_CRF)
+    parser.add_argument("--preset", default=testing_video.UPSCALE_PRESET)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--sequential", action="store_true", help="one thing at a time (no decoding/encoding threads)")
     args = parser.parse_args()
-    net = model.load_model(model.COMPRESSED_MODEL)  # what --mode upscale uses
-    frames = np.stack(list(data_preparation.read_video(args.video)))
-    model.upscale_color(net, frames[: args.batch_size])  # warm-up: tracing
+    net = model.build_model(width=8, blocks=1) if args.tiny else model.load_model(args.model)
+    scale = model.model_scale(net)
+    width, height = dp.video_info(args.video)["size"]
+    luma = np.stack([y for y, _ in dp.read_yuv420(args.video)])
+    at_once = testing_video.frames_at_once(width, height, args.batch_size)
+    model.upscale(net, luma[:at_once])  # warm-up: tracing
     with tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
-        count = testing_video.upscale_video(net, args.video, out, args.batch_size)
-        end_to_end = time.perf_counter() - start
-    start = time.perf_counter()
-    for first in range(0, len(frames), args.batch_size):
-        model.upscale_color(net, frames[first : first + args.batch_size])
-    inference = time.perf_counter() - start
-    print(f"{args.video.name}: {count} frames of {frames.shape[2]}x{frames.shape[1]}")
-    print(f"end to end (decode + upscale + encode + mux): {count / end_to_end:.1f} frames/s")
-    print(f"upscaling alone, frames in memory:            {count / inference:.1f} frames/s")
-    print(f"I/O overhead: {end_to_end / inference - 1:.0%} of the upscaling time")
+        options = dict(crf=args.crf, preset=args.preset, threads=not args.sequential)
+        count, end_to_end = timed(lambda: testing_video.upscale_video(net, args.video, out, args.batch_size, **options))
+        command = dp.ffmpeg("-y", "-loglevel", "error", "-i", args.video, "-vf",
+                            f"scale={scale * width}:{scale * height}:flags=bicubic", "-c:v", "libx264", "-crf",
+                            args.crf, "-preset", args.preset, "-pix_fmt", "yuv420p", "-c:a", "copy",
+                            Path(out) / "ffmpeg.mp4")  # fmt: skip
+        _, ffmpeg_alone = timed(lambda: subprocess.run(command, check=True))
+    _, network = timed(lambda: [model.upscale(net, luma[i : i + at_once]) for i in range(0, len(luma), at_once)])
+    name = "tiny network" if args.tiny else args.model.name
+    print(f"{args.video.name}: {count} frames of {width}x{height} -> x{scale}, {name}, CRF {args.crf} {args.preset}")
+    print(f"end to end ({'sequential' if args.sequential else 'pipelined'}): {count / end_to_end:6.2f} frames/s")
+    print(f"the network alone on the luma:    {count / network:6.2f} frames/s ({network / end_to_end:.0%} of it)")
+    print(f"ffmpeg alone (decode, resize, encode): {count / ffmpeg_alone:6.2f} frames/s "
+          f"(ratio ffmpeg time / ours {ffmpeg_alone / end_to_end:.2f})")  # fmt: skip
 
 
 if __name__ == "__main__":
