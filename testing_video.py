@@ -30,6 +30,7 @@ from pathlib import Path
 import imageio_ffmpeg
 import matplotlib
 import numpy as np
+from skimage.registration import optical_flow_ilk
 from tqdm import tqdm
 
 from data_preparation import (
@@ -436,9 +437,10 @@ class Behind:
 
 
 def video_track(model, video, crf, batch_size=8, precision="auto"):
-    """The protocol's video track at the model's scale: {"bicubic" | "model": mean Y-PSNR dB} of the
-    decoded outputs against the HR frames (cropped so that the LR has even sides, as yuv420p needs),
-    the LR being degrade() of each frame encoded by libx264 at `crf`; `scale` border pixels cropped."""
+    """The protocol's video track at the model's scale: {"psnr" | "tof": {"bicubic" | "model": ...}},
+    the mean Y-PSNR (dB) of the decoded outputs against the HR frames (cropped so that the LR has
+    even sides, as yuv420p needs) and their flicker (Flicker: tOF, pixels), the LR being degrade()
+    of each frame encoded by libx264 at `crf`; `scale` border pixels cropped."""
     info = video_info(video)
     scale = model_scale(model)
     width, height = (side - side % (2 * scale) for side in info["size"])
@@ -451,25 +453,48 @@ def video_track(model, video, crf, batch_size=8, precision="auto"):
         with VideoWriter(lr_video, width // scale, height // scale, info["fps"], crf=crf) as writer:
             for frames in batches(hr_frames(), batch_size):
                 writer.write(degrade(frames, scale))
-        upscale_video(
-            model, lr_video, folder, batch_size, DEFAULT_CRF, precision, preset=DEFAULT_PRESET
-        )  # the protocol's
-        scores = {"bicubic": [], "model": []}
+        upscale_video(model, lr_video, folder, batch_size, DEFAULT_CRF, precision, preset=DEFAULT_PRESET)
+        scores, flicker = {"bicubic": [], "model": []}, {"bicubic": Flicker(scale), "model": Flicker(scale)}
         frames = zip(hr_frames(), read_video(lr_video), read_video(Path(folder) / "output_video.mp4"))
         with np.errstate(divide="ignore"):  # a frame reproduced exactly: infinite PSNR, left out below
             for hr, lr, sr in frames:
-                bicubic = interpolate(lr[None], "bicubic", scale)[0]
-                scores["bicubic"].append(measure(to_luma(hr), to_luma(bicubic), scale)[0])
-                scores["model"].append(measure(to_luma(hr), to_luma(sr), scale)[0])
+                hr_y, outputs = to_luma(hr), {"bicubic": interpolate(lr[None], "bicubic", scale)[0], "model": sr}
+                for method, output in outputs.items():
+                    scores[method].append(measure(hr_y, to_luma(output), scale)[0])
+                    flicker[method].add(hr_y, to_luma(output))
     # A frame both reproduce exactly (black, say) has no PSNR (infinite): left out of every mean.
     finite = np.isfinite(scores["bicubic"]) & np.isfinite(scores["model"])
     means = {method: float(np.mean(np.array(values)[finite])) for method, values in scores.items()}
+    tof = {method: measured.value() for method, measured in flicker.items()}
     left_out = f" ({np.sum(~finite)} reproduced exactly, left out)" if not finite.all() else ""
     print(
         f"video track x{scale}, LR at CRF {crf}, {np.sum(finite)} frames{left_out}, Y-PSNR: "
-        f"bicubic {means['bicubic']:.2f} dB, model {means['model']:.2f} dB ({means['model'] - means['bicubic']:+.2f})"
+        f"bicubic {means['bicubic']:.2f} dB, model {means['model']:.2f} dB ({means['model'] - means['bicubic']:+.2f}); "
+        f"flicker (tOF, pixels): bicubic {tof['bicubic']:.3f}, model {tof['model']:.3f}"
     )
-    return means
+    return {"psnr": means, "tof": tof}
+
+
+class Flicker:
+    """tOF, how faithfully an output moves from frame to frame: over each pair of consecutive frames,
+    the optical flow of the output (scikit-image's optical_flow_ilk on Y) against the HR video's own
+    flow, the mean absolute difference of the two (pixels, horizontal + vertical), `border` pixels
+    cropped. 0 for the HR video itself; detail that comes and goes raises it."""
+
+    def __init__(self, border=0):
+        self.border, self.before, self.errors = border, None, []
+
+    def add(self, reference, output):
+        """The next frame: the HR frame's Y and the output's Y, (H, W, 1) in [0, 1]."""
+        inner = (slice(None),) + (slice(self.border, -self.border or None),) * 2
+        if self.before is not None:
+            moved = optical_flow_ilk(self.before[1][..., 0], output[..., 0])
+            truth = optical_flow_ilk(self.before[0][..., 0], reference[..., 0])
+            self.errors.append(float(np.abs(moved - truth)[inner].sum(0).mean()))
+        self.before = reference, output
+
+    def value(self):
+        return float(np.mean(self.errors)) if self.errors else float("nan")
 
 
 def even_size(height, width, size=None, width_only=None):

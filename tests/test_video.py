@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.ndimage
 from conftest import ffprobe_streams, make_video, natural_image
 from test_data import run_main
 
@@ -186,12 +187,14 @@ def test_video_track_measures_the_decoded_output(tmp_path, capsys):
     frames = np.stack([scene[32:160, 8 * k : 8 * k + 256] for k in range(8)]).repeat(3, -1)
     with testing_video.VideoWriter(tmp_path / "hr.mp4", 256, 128, 10, crf=0) as writer:
         writer.write(frames)
-    means = testing_video.video_track(model_for_track(), tmp_path / "hr.mp4", crf=28)
-    assert set(means) == {"bicubic", "model"} and 20 < means["bicubic"] < 50
+    measured = testing_video.video_track(model_for_track(), tmp_path / "hr.mp4", crf=28)
+    means = measured["psnr"]
+    assert set(means) == set(measured["tof"]) == {"bicubic", "model"} and 20 < means["bicubic"] < 50
+    assert all(0 < tof < 5 for tof in measured["tof"].values()), measured["tof"]
     assert "video track x2, LR at CRF 28, 8 frames" in capsys.readouterr().out
     import model
 
-    clean_model = testing_video.video_track(model.load_model(model.DEFAULT_MODEL), tmp_path / "hr.mp4", crf=28)
+    clean_model = testing_video.video_track(model.load_model(model.DEFAULT_MODEL), tmp_path / "hr.mp4", crf=28)["psnr"]
     assert means["model"] > means["bicubic"] + 1 and means["model"] > clean_model["model"] + 0.3  # +2.8, +0.8 here
 
 
@@ -210,7 +213,7 @@ def test_video_track_leaves_out_frames_reproduced_exactly(tmp_path, capsys):
         writer.write(frames)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # said in the track's line, not as numpy's warning
-        means = testing_video.video_track(model_for_track(), tmp_path / "hr.mp4", crf=28)
+        means = testing_video.video_track(model_for_track(), tmp_path / "hr.mp4", crf=28)["psnr"]
     assert all(np.isfinite(value) and 15 < value < 60 for value in means.values()), means
     assert "video track x2, LR at CRF 28, 3 frames (2 reproduced exactly, left out)" in capsys.readouterr().out
 
@@ -279,3 +282,19 @@ def test_crf_and_preset_reach_the_encoder(tmp_path):
     testing_video.main(["--video", str(video), "--out", str(tmp_path / "c"), "--frame", "1", "--preset", "fast"])
     experiment = (tmp_path / "c" / "output_video.mp4").read_bytes()
     assert b"crf=10.0" in experiment and b"subme=6" in experiment  # the experiment: CRF 10, fast's subme
+
+
+def test_flicker_is_zero_for_the_hr_video_itself_and_grows_with_noise_that_comes_and_goes():
+    _, _, _, y_test = dp.load_dataset()
+    scene = np.concatenate(list(y_test[40:43]), 1)  # 128x384, panned 4 pixels a frame
+    frames = [scene[:, 4 * k : 4 * k + 256] for k in range(6)]
+    rng = np.random.default_rng(0)
+    itself, noisy, steady = testing_video.Flicker(2), testing_video.Flicker(2), testing_video.Flicker(2)
+    for frame in frames:
+        itself.add(frame, frame)
+        noisy.add(frame, np.clip(frame + rng.normal(0, 0.02, frame.shape).astype(np.float32), 0, 1))
+        steady.add(
+            frame, scipy.ndimage.gaussian_filter(frame, (1, 1, 0))
+        )  # every frame blurred alike: it moves as the HR
+    assert itself.value() == 0 and len(itself.errors) == 5
+    assert noisy.value() > 4 * steady.value() > 0  # 0.18 against 0.02 pixels
