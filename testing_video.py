@@ -258,26 +258,27 @@ class Segments:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def recipe(model, video, crf, precision, length, size, preset=DEFAULT_PRESET):
+def recipe(model, video, crf, precision, length, size, preset=DEFAULT_PRESET, steadier=True):
     """What makes a run's output: the source file (path, size, time), the model's weights, the
     settings, the output size and the segments' length."""
     stat = Path(video).stat()
     weights = weights_crc32(model)
     return {"video": str(Path(video).resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
             "weights_crc32": weights, "crf": crf, "precision": precision, "segment_frames": length,
-            "size": list(size), "preset": preset}  # fmt: skip
+            "size": list(size), "preset": preset, "steadier": steadier}  # fmt: skip
 
 
 def upscale_video(model, video, out, batch_size=32, crf=UPSCALE_CRF, precision="auto", size=None,
-                  preset=UPSCALE_PRESET, threads=True):  # fmt: skip
+                  preset=UPSCALE_PRESET, threads=True, steadier=True):  # fmt: skip
     """The video as it is upscaled by the model's scale, in colour, at its frame rate and pixel
     aspect ratio, with its audio; resized then (antialiased bicubic, by ffmpeg) to `size` (W, H,
     even) when given. The luma goes through the network, Cb and Cr bicubic, in the video's own
     planes (yuv420p in and out: no colour conversion); a side that the scale makes odd loses its
     last pixel (yuv420p needs even sides). Decoding runs ahead of the network and the chroma and
     encoding behind it, on threads (`threads`; the same frames either way), with bounded queues.
-    In segments of at most SEGMENT_FRAMES frames and SEGMENT_PIXELS pixels (9 frames of 1080p), so
-    that a stopped run continues where it was and loses at most a segment's work."""
+    `steadier`: less flicker (steady()). In segments of at most SEGMENT_FRAMES frames and
+    SEGMENT_PIXELS pixels (9 frames of 1080p), so that a stopped run continues where it was and
+    loses at most a segment's work."""
     info = video_info(video)
     width, height = info["size"]
     scale = model_scale(model)
@@ -285,7 +286,7 @@ def upscale_video(model, video, out, batch_size=32, crf=UPSCALE_CRF, precision="
     size = tuple(size or upscaled)
     target = Path(out) / "output_video.mp4"
     length = max(1, min(SEGMENT_FRAMES, SEGMENT_PIXELS // (width * height)))  # frames a segment
-    segments = Segments(target, recipe(model, video, crf, precision, length, size, preset))
+    segments = Segments(target, recipe(model, video, crf, precision, length, size, preset, steadier))
     resize = [] if size == upscaled else [f"scale={size[0]}:{size[1]}:flags=bicubic+accurate_rnd+full_chroma_int"]
     done, total = len(segments.done()), imageio_ffmpeg.count_frames_and_secs(str(video))[0]
     chunks = planes_by_segment(video, info["size"], done * length, length, frames_at_once(width, height, batch_size))
@@ -305,8 +306,13 @@ def upscale_video(model, video, out, batch_size=32, crf=UPSCALE_CRF, precision="
             tqdm.write(f"{done * length} frames upscaled before: going on from there")
         try:
             with Behind(writer, threads) as encoding:
+                before = None  # (segment, the last frame's LR luma and output): steady() within a segment
                 for index, luma, chroma in decoded:
-                    encoding.put((index, upscale(model, luma, tile=tile, precision=precision), chroma))
+                    sr = upscale(model, luma, tile=tile, precision=precision)
+                    if steadier:
+                        sr, last = steady(sr, luma, before[1] if before and before[0] == index else None)
+                        before = index, last
+                    encoding.put((index, sr, chroma))
                     bar.update(len(luma))
         except BaseException as error:  # the segment being written is not kept
             writer.close(error)
@@ -320,6 +326,23 @@ def upscale_video(model, video, out, batch_size=32, crf=UPSCALE_CRF, precision="
     segments.remove()
     print(f"{target}: {count} frames at {size[0]}x{size[1]} (x{scale} of {width}x{height}), {info['fps']} fps")
     return count
+
+
+STEADY_BLEND, STEADY_CHANGE = 0.3, 4 / 255  # chosen on the sample's video track (results/README.md)
+
+
+def steady(sr, lr, before=None, blend=STEADY_BLEND, change=STEADY_CHANGE):
+    """Less flicker, cheaply: where a frame's LR luma differs from the frame before's by less than
+    `change`, its output moves `blend` of the way to the output before (as it was given out), so
+    that detail the network draws afresh on a still scene does not come and go. Returns (the
+    outputs, (the last LR, its output): `before` for the next call)."""
+    scale, out = sr.shape[1] // lr.shape[1], sr.copy()
+    for t in range(len(out)):
+        if before is not None:
+            still = np.abs(lr[t] - before[0]).repeat(scale, 0).repeat(scale, 1) < change
+            out[t] = np.where(still, (1 - blend) * out[t] + blend * before[1], out[t])
+        before = lr[t], out[t]
+    return out, before
 
 
 def planes_by_segment(video, size, start, length, at_once):
@@ -436,7 +459,7 @@ class Behind:
             raise self.error
 
 
-def video_track(model, video, crf, batch_size=8, precision="auto"):
+def video_track(model, video, crf, batch_size=8, precision="auto", steadier=True):
     """The protocol's video track at the model's scale: {"psnr" | "tof": {"bicubic" | "model": ...}},
     the mean Y-PSNR (dB) of the decoded outputs against the HR frames (cropped so that the LR has
     even sides, as yuv420p needs) and their flicker (Flicker: tOF, pixels), the LR being degrade()
@@ -453,7 +476,8 @@ def video_track(model, video, crf, batch_size=8, precision="auto"):
         with VideoWriter(lr_video, width // scale, height // scale, info["fps"], crf=crf) as writer:
             for frames in batches(hr_frames(), batch_size):
                 writer.write(degrade(frames, scale))
-        upscale_video(model, lr_video, folder, batch_size, DEFAULT_CRF, precision, preset=DEFAULT_PRESET)
+        upscale_video(model, lr_video, folder, batch_size, DEFAULT_CRF, precision, preset=DEFAULT_PRESET,
+                      steadier=steadier)  # fmt: skip
         scores, flicker = {"bicubic": [], "model": []}, {"bicubic": Flicker(scale), "model": Flicker(scale)}
         frames = zip(hr_frames(), read_video(lr_video), read_video(Path(folder) / "output_video.mp4"))
         with np.errstate(divide="ignore"):  # a frame reproduced exactly: infinite PSNR, left out below
@@ -558,6 +582,12 @@ def main(argv=None):
         help=f"libx264 preset of the written videos: faster or smaller (default: {UPSCALE_PRESET} for upscale, "
         f"{DEFAULT_PRESET} for experiment)",
     )
+    parser.add_argument(
+        "--steady",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="upscale / track: less flicker, where the scene stands still the output leans on the frame before",
+    )
     parser.add_argument("--frame", type=int, default=60, help="experiment: the frame shown in frame.png (default: 60)")
     parser.add_argument(
         "--batch-size",
@@ -588,9 +618,11 @@ def main(argv=None):
         elif args.mode == "upscale":
             crf = UPSCALE_CRF if args.crf is None else args.crf
             preset = args.preset or UPSCALE_PRESET
-            upscale_video(model, args.video, args.out, args.batch_size, crf, args.precision, size, preset)
+            upscale_video(model, args.video, args.out, args.batch_size, crf, args.precision, size, preset,
+                          steadier=args.steady)  # fmt: skip
         else:
-            video_track(model, args.video, 28 if args.crf is None else args.crf, args.batch_size, args.precision)
+            video_track(model, args.video, 28 if args.crf is None else args.crf, args.batch_size, args.precision,
+                        args.steady)  # fmt: skip
     except DataError as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:

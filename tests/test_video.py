@@ -298,3 +298,44 @@ def test_flicker_is_zero_for_the_hr_video_itself_and_grows_with_noise_that_comes
         )  # every frame blurred alike: it moves as the HR
     assert itself.value() == 0 and len(itself.errors) == 5
     assert noisy.value() > 4 * steady.value() > 0  # 0.18 against 0.02 pixels
+
+
+def test_more_than_ten_segments_join_in_their_order(tmp_path, monkeypatch):
+    """Thirteen one-frame segments: the output's frames are the input's, in the input's order (each
+    output frame is nearest the upscaled frame of its own index, of all thirteen)."""
+    monkeypatch.setattr(testing_video, "SEGMENT_FRAMES", 1)
+    frames = np.stack([natural_image(24, 32, seed) for seed in range(13)])
+    with testing_video.VideoWriter(tmp_path / "clip.mp4", 32, 24, 10, crf=0) as writer:
+        writer.write(frames)
+    testing_video.main(["--video", str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "out"), "--mode", "upscale"])
+    written = np.stack([y for y, _ in dp.read_yuv420(tmp_path / "out" / "output_video.mp4")])
+    expected = np.stack([dp.to_luma(frame).repeat(2, 0).repeat(2, 1) for frame in frames])
+    distances = np.abs(written[:, None] - expected[None]).mean(axis=(2, 3, 4))
+    assert len(written) == 13 and list(distances.argmin(axis=1)) == list(range(13))
+
+
+def test_steady_leans_on_the_frame_before_where_the_scene_stands_still():
+    rng = np.random.default_rng(1)
+    lr = np.repeat(rng.random((1, 6, 8, 1)).astype(np.float32), 3, 0)
+    lr[2, :3] += 0.5  # the top half of the third frame changes
+    sr = rng.random((3, 12, 16, 1)).astype(np.float32)  # outputs that differ from frame to frame
+    out, (last_lr, last_out) = testing_video.steady(sr, lr, blend=0.3)
+    np.testing.assert_array_equal(out[0], sr[0])  # nothing before the first
+    np.testing.assert_allclose(out[1], 0.7 * sr[1] + 0.3 * out[0], atol=1e-6)
+    np.testing.assert_array_equal(out[2, :6], sr[2, :6])  # moved: its own output
+    np.testing.assert_allclose(out[2, 6:], 0.7 * sr[2, 6:] + 0.3 * out[1, 6:], atol=1e-6)
+    np.testing.assert_array_equal(last_lr, lr[2])
+    np.testing.assert_array_equal(last_out, out[2])
+    again, _ = testing_video.steady(sr[:1], lr[:1], before=(lr[0], out[0] + 0.1), blend=0.5)
+    np.testing.assert_allclose(again[0], 0.5 * sr[0] + 0.5 * (out[0] + 0.1), atol=1e-6)  # across chunks
+
+
+@pytest.mark.parametrize("flag", [None, "--no-steady"])
+def test_the_steady_flag_reaches_upscale_and_track(tmp_path, monkeypatch, flag):
+    calls, real = [], testing_video.steady
+    monkeypatch.setattr(testing_video, "steady", lambda *args, **kw: calls.append(1) or real(*args, **kw))
+    video = make_video(tmp_path / "clip.mp4", 32, 24, frames=4)
+    command = ["--video", str(video), "--out", str(tmp_path / "o"), *([flag] if flag else [])]
+    testing_video.main([*command, "--mode", "upscale"])
+    testing_video.main([*command, "--mode", "track", "--scale", "2"])
+    assert len(calls) == (0 if flag else 2)
