@@ -107,8 +107,15 @@ class Config:
     )
     width: int = flag(WIDTH, "residual: channels; a narrower model continued is widened to this (model.grow())")
     blocks: int = flag(BLOCKS, "residual: residual blocks; a shallower model continued gets more (model.grow())")
-    model: Path = flag(DEFAULT_MODEL, "without --new: the model to continue", type=Path)
-    out: Path = flag(None, "where the best model goes (None: --model when continuing, model.h5 when new)", type=Path)
+    model: Path = flag(
+        DEFAULT_MODEL, "without --new: the model to continue (the committed one of --scale unless given)", type=Path
+    )
+    out: Path = flag(
+        None,
+        "where the best model goes (None: --model when continuing; when new, the committed model of --scale: "
+        "model.h5 at x2, results/model_x3.h5, results/model_x4.h5)",
+        type=Path,
+    )
     history: Path = flag(
         None,
         "the model's CSV log, each run a stage of it, with its configuration in a .json and a training curve "
