@@ -150,4 +150,4 @@ def pytest_sessionfinish(session):
 @pytest.fixture
 def background(request):
     """The result of a background job: background(job), waiting for it if it is still running."""
-    return lambda job: request.config.background[job].result(timeout=900)
+    return lambda job: request.config.background[job].result(timeout=1800)

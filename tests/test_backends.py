@@ -51,7 +51,7 @@ def child(backend, code, *args, env=None):
         args, code = (str(REPO / code), *args), RUN_SCRIPT
     environment = {**os.environ, "KERAS_BACKEND": backend, **(env or {})}
     return subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW + code, str(REPO), *map(str, args)],
-                          capture_output=True, text=True, env=environment, timeout=300)  # fmt: skip
+                          capture_output=True, text=True, env=environment, timeout=600)  # fmt: skip
 
 
 TINY_RUN = "--new --width 8 --blocks 1 --epochs 1 --steps-per-epoch 4 --batch-size 8 --patch 24 --precision float32"

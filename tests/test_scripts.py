@@ -49,7 +49,7 @@ def test_model_py_is_the_first_training_run(capsys):
 def test_importing_the_scripts_does_nothing():
     before = repo_files()
     code = "import data_preparation, model, training, testing, testing_video"
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "" and repo_files() == before
 
@@ -133,7 +133,7 @@ def unwritable_runs(folder):
     def run(case):
         script, args, out = case
         command = [sys.executable, str(REPO / script), *args, "--out", str(folder / "file" / "out" / out)]
-        return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+        return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
 
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         return folder, list(pool.map(run, UNWRITABLE))

@@ -2,6 +2,7 @@
 
 import csv
 import functools
+import io
 import subprocess
 import sys
 
@@ -43,7 +44,7 @@ def photo_peaks(folder):
 def run_cli(*args):
     """(exit code, stderr lines) of testing.py run as a user runs it."""
     result = subprocess.run(
-        [sys.executable, str(REPO / "testing.py"), *map(str, args)], capture_output=True, text=True, timeout=300
+        [sys.executable, str(REPO / "testing.py"), *map(str, args)], capture_output=True, text=True, timeout=600
     )
     return result.returncode, result.stderr.strip().splitlines()
 
@@ -263,3 +264,37 @@ def test_a_photo_16_times_larger_takes_little_more_memory(background):
     (_, small_mb), (out, large_mb) = background(photo_peaks).values()
     assert iio.improps(out / "large.png").shape == (3072, 4096, 3)
     assert large_mb - small_mb < 500, f"peak RSS {small_mb:.0f} MB -> {large_mb:.0f} MB"
+
+
+def broken_files(folder):
+    """{name: why Pillow fails on it}: bad files of the kinds a reader can raise for, beyond OSError."""
+    rgb = (natural_image(40, 48) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(buffer := io.BytesIO(), "PNG")
+    png = bytearray(buffer.getvalue())
+    data = png.index(b"IDAT") + 10
+    png[data] ^= 0xFF  # a pixel byte changed, its chunk's CRC not
+    (folder / "crc.png").write_bytes(bytes(png))
+    Image.fromarray(rgb).convert("P").save(buffer := io.BytesIO(), "GIF")
+    (folder / "truncated.gif").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    (folder / "broken.gif").write_bytes(b"GIF89a" + bytes(range(7)) + b"\x2c" + b"\xff" * 30)
+    (folder / "short.tif").write_bytes(b"II*\x00\x08\x00\x00\x00\x01")  # a TIFF cut inside its first tag
+    header = png[: png.index(b"IHDR") + 4] + (0).to_bytes(4, "big") + (0).to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    (folder / "empty.png").write_bytes(bytes(header) + b"\x00" * 4)  # a 0x0 image
+    return sorted(path.name for path in folder.iterdir())
+
+
+def test_every_kind_of_broken_image_is_one_line_and_the_rest_go_on(tmp_path, capsys):
+    """CRC errors, truncated and broken GIFs, files Pillow fails on with SyntaxError, ValueError or
+    struct.error, not only OSError: each is named in the one error line, the good file still done."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    names = broken_files(folder)
+    iio.imwrite(folder / "good.png", (natural_image(20, 24) * 255).astype(np.uint8))
+    for name in names:
+        with pytest.raises(dp.DataError, match=f"{name}: "):
+            dp.read_image(folder / name)
+    code, err = run_main(testing.main, ["--upscale", str(folder), "--out", str(tmp_path / "out")], capsys)
+    last = err.strip().splitlines()[-1]
+    assert code == 1 and last.startswith(f"error: {len(names)} of {len(names) + 1} files failed")
+    assert all(name in last for name in names) and "Traceback" not in err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.png"]
