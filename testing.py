@@ -4,9 +4,12 @@
     python testing.py --benchmark ../shared/benchmarks/Set5 ../shared/benchmarks/Set14 --jpeg 50 75 90
     python testing.py --benchmark ../shared/benchmarks/Set14 --jpeg 30 40 50 60 70 80 90 100 --sweep
     python testing.py --upscale photo.jpg scans/ --out upscaled/   # files and folders (recursively)
+    python testing.py --benchmark ../shared/benchmarks/Set5 --scale 4 --jpeg 50 75 90   # x3 and x4 too
+    python testing.py --upscale photo.jpg --size 1920x1080        # or --width W, --scale 3|4
 
-Metrics: the field's protocol (PSNR, SSIM with a Gaussian window, on Y, 2 border pixels cropped; LR by
-degrade(), then Pillow's JPEG for the compressed track). --upscale picks the model by file type.
+Metrics: the field's protocol at the scale s (PSNR, SSIM with a Gaussian window, on Y, s border
+pixels cropped; HR cropped to a multiple of s, LR by degrade(hr, s), then Pillow's JPEG for the
+compressed track). --upscale picks the model by file type, and by --size the scale.
 """
 
 import argparse

@@ -3,16 +3,20 @@
     python testing_video.py                         # the original experiment on data/carphone_pristine.mp4
     python testing_video.py --video clip.mp4 --out DIR                  # the same experiment on any video
     python testing_video.py --video clip.mp4 --out DIR --mode upscale   # 2x in colour, sound kept
+    python testing_video.py --video clip.mp4 --mode upscale --scale 4   # 4x; or --size 1920x1080, --width W
     python testing_video.py --mode track --crf 28   # the video track: LR encoded by libx264, end to end
 
 experiment: each frame becomes a grey 128x128 HR frame, its LR 64x64 by degrade() and the model's
 reconstruction; writes input_video.mp4 (LR, enlarged by nearest neighbour), output_video.mp4,
 side_by_side.mp4 (LR | skimage bilinear | model | HR) and frame.png, and prints PSNR/SSIM per method.
-upscale: writes output_video.mp4 at twice the width and height, Y through the network and chroma
-bicubic, at the source's frame rate and pixel aspect ratio, with the source's audio stream copied.
-Real videos are compressed, so this mode uses the compressed-input model (--model overrides).
-track: the protocol's video track on the HR video: LR frames by degrade(), encoded at --crf, then
-`upscale` end to end; the decoded output against the HR frames (Y), beside bicubic of the decoded LR.
+upscale: writes output_video.mp4 at --scale times the width and height (or resized to --size),
+the luma through the network and the chroma bicubic in the video's own yuv420p planes, at the
+source's frame rate and pixel aspect ratio, with the source's audio stream copied; decoding and
+encoding run beside the network on threads. Real videos are compressed, so this mode uses the
+compressed-input model of the scale where there is one (--model overrides).
+track: the protocol's video track on the HR video at --scale: LR frames by degrade(), encoded at
+--crf, then `upscale` end to end; the decoded output against the HR frames (Y-PSNR and flicker,
+tOF), beside bicubic of the decoded LR.
 """
 
 import argparse

@@ -397,3 +397,14 @@ def test_each_scale_picks_its_committed_models_by_file_type(tmp_path, capsys, sc
     picked = "compressed-input model" if scale in model.COMPRESSED_MODELS else f"model_x{scale}.h5 (clean input)"
     assert f"photo.jpg: JPEG, quality ~60 -> {picked}, x{scale}" in printed
     assert f"scan.png: PNG -> model_x{scale}.h5 (clean input), x{scale}" in printed
+
+
+@pytest.mark.slow
+def test_size_1920x1080_from_a_480x270_clip_keeps_frames_rate_and_sound(tmp_path, capsys):
+    clip = make_video(tmp_path / "clip.mp4", 480, 270, frames=3, audio=True)
+    testing_video.main(["--video", str(clip), "--out", str(tmp_path / "o"), "--mode", "upscale", "--size", "1920x1080"])
+    written = tmp_path / "o" / "output_video.mp4"
+    info = dp.video_info(written)
+    assert info["size"] == (1920, 1080) and info["audio"] and info["fps"] == pytest.approx(10)
+    assert sum(1 for _ in dp.raw_frames(written)) == 3
+    assert "model_compressed_x4.h5" in capsys.readouterr().out  # x4 reaches it exactly: the x4 video model
