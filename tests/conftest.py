@@ -42,6 +42,7 @@ def pytest_configure(config):
     for known in (
         "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning:keras.src.backend",
         "ignore:The legacy `DICOM` plugin is deprecated:DeprecationWarning",
+        "ignore:Corrupt EXIF data:UserWarning:PIL",  # the broken TIFF that a test reads on purpose
     ):
         config.addinivalue_line("filterwarnings", known)
 
