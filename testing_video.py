@@ -53,6 +53,7 @@ from data_preparation import (
     read_video,
     read_yuv420,
     to_luma,
+    to_uint8,
     video_info,
     write_bytes,
 )
@@ -89,10 +90,6 @@ def batches(frames, size):
         yield np.stack(batch)
 
 
-def to_bytes(images):
-    return np.round(np.clip(images, 0, 1) * 255).astype(np.uint8)
-
-
 class VideoWriter:
     """Frames in [0, 1], (N, H, W, 1 or 3), into an H.264 .mp4 (yuv420p, exact colour conversion).
     The file appears only when the writer closes without error (atomic_output); `sar` keeps a
@@ -113,7 +110,7 @@ class VideoWriter:
             raise DataError(f"{self.path}: cannot write ({error})") from None
 
     def write(self, frames):
-        for frame in np.round(np.clip(frames, 0, 1) * 255).astype(np.uint8):
+        for frame in to_uint8(frames):
             self.encoder.write(np.ascontiguousarray(frame).tobytes())
 
     def write_planes(self, luma, chroma):
@@ -123,7 +120,7 @@ class VideoWriter:
         width, height = self.size
         scale = luma.shape[1] // chroma.shape[1]
         chroma = interpolate(chroma, "bicubic", scale)[:, : -(-height // 2), : -(-width // 2)]
-        for y, cbcr in zip(to_bytes(luma[:, :height, :width]), to_bytes(chroma)):
+        for y, cbcr in zip(to_uint8(luma[:, :height, :width]), to_uint8(chroma)):
             self.encoder.write(y.tobytes() + cbcr.transpose(2, 0, 1).tobytes())
 
     def __enter__(self):
