@@ -113,12 +113,12 @@ class VideoWriter:
         for frame in to_uint8(frames):
             self.encoder.write(np.ascontiguousarray(frame).tobytes())
 
-    def write_planes(self, luma, chroma):
-        """Frames given as their yuv420p planes, at `scale` times the size of the chroma given (N,
-        h, w, 2): the luma (N, H, W, 1) as it is, Cb and Cr bicubic (as in upscale_color), both in
-        [0, 1], cut to the writer's size."""
+    def write_planes(self, luma, chroma, scale):
+        """Frames given as their yuv420p planes: the luma (N, H, W, 1) as it is, the chroma (N, h, w,
+        2) of the frames before upscaling, resized x `scale` by bicubic (as in upscale_color), both
+        in [0, 1], cut to the writer's size. The scale is given, not derived from the planes' sizes:
+        for an odd height the half-size chroma has a row more than half the luma's."""
         width, height = self.size
-        scale = luma.shape[1] // chroma.shape[1]
         chroma = interpolate(chroma, "bicubic", scale)[:, : -(-height // 2), : -(-width // 2)]
         for y, cbcr in zip(to_uint8(luma[:, :height, :width]), to_uint8(chroma)):
             self.encoder.write(y.tobytes() + cbcr.transpose(2, 0, 1).tobytes())
@@ -298,7 +298,7 @@ def upscale_video(model, video, out, batch_size=32, crf=UPSCALE_CRF, precision="
         return VideoWriter(segments.path(index), *upscaled, info["fps"], crf=crf, sar=info["sar"], preset=preset,
                            options=starts_at, filters=resize, pix_fmt="yuv420p")  # fmt: skip
 
-    writer = SegmentWriter(open_segment)
+    writer = SegmentWriter(open_segment, scale)
     with (
         tqdm(total=total, initial=min(total, done * length), desc=Path(video).name, unit="frame") as bar,
         contextlib.closing(ahead(chunks) if threads else chunks) as decoded,  # its thread and ffmpeg end with it
@@ -369,8 +369,8 @@ class SegmentWriter:
     so the network goes on meanwhile; close() ends the last one, or drops it after `error`. A
     failure of the encoder is a DataError naming the output."""
 
-    def __init__(self, open_segment):
-        self.open_segment, self.writer, self.index = open_segment, None, None
+    def __init__(self, open_segment, scale):
+        self.open_segment, self.scale, self.writer, self.index = open_segment, scale, None, None
 
     def __call__(self, item):
         index, luma, chroma = item
@@ -378,7 +378,7 @@ class SegmentWriter:
             self.close()
             self.writer, self.index = self.open_segment(index), index
         try:
-            self.writer.write_planes(luma, chroma)
+            self.writer.write_planes(luma, chroma, self.scale)
         except OSError as error:
             raise DataError(f"{self.writer.path}: the encoder failed ({error.strerror or error})") from None
 

@@ -45,11 +45,16 @@ def test_upscale_mode_keeps_size_rate_and_sound(clip_with_sound, tmp_path):
     assert frame[..., 0].std() > 0.05 and np.abs(frame[..., 0] - frame[..., 2]).mean() > 0.02  # colour kept
 
 
-def test_odd_sized_video_without_sound(tmp_path):
+def test_odd_sized_video_without_sound(tmp_path, monkeypatch):
+    scales, real = [], testing_video.interpolate
+    monkeypatch.setattr(
+        testing_video, "interpolate", lambda x, method, scale=2: scales.append(scale) or real(x, method, scale)
+    )
     video = make_video(tmp_path / "odd.mkv", 255, 191, frames=3, codec="ffv1")
     out = tmp_path / "out"
     testing_video.main(["--video", str(video), "--out", str(out), "--mode", "upscale"])
     assert frames_and_size(out / "output_video.mp4") == (3, (510, 382))
+    assert scales and set(scales) == {2}  # the chroma x2 too, though its 96 rows are more than half of 191
     assert not any("Audio" in line for line in ffprobe_streams(out / "output_video.mp4"))
     testing_video.main(["--video", str(video), "--out", str(out), "--frame", "0"])
     assert frames_and_size(out / "side_by_side.mp4")[0] == 3
@@ -84,10 +89,10 @@ def test_upscale_streams_frames(tmp_path, monkeypatch):
             read.append(1)
             yield frame
 
-    def counting_write(self, luma, chroma):
+    def counting_write(self, luma, chroma, scale):
         held.append(len(read) - sum(written))
         written.append(len(luma))
-        write(self, luma, chroma)
+        write(self, luma, chroma, scale)
 
     monkeypatch.setattr(testing_video, "read_yuv420", counting_reader)
     monkeypatch.setattr(testing_video.VideoWriter, "write_planes", counting_write)
@@ -245,10 +250,10 @@ def test_a_failing_decoder_or_encoder_thread_is_one_line_and_no_output(tmp_path,
                 raise OSError("Input/output error")
             yield frame
 
-    def failing_write(self, luma, chroma):
+    def failing_write(self, luma, chroma, scale):
         if self.path.name == "segment00000.ts" and chroma.shape[0] < 4:  # the last chunk of the first segment
             raise BrokenPipeError(32, "Broken pipe")
-        write(self, luma, chroma)
+        write(self, luma, chroma, scale)
 
     if where == "decoder":
         monkeypatch.setattr(testing_video, "read_yuv420", failing_reader)
