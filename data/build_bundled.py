@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo's sc
 from data_preparation import (  # noqa: E402
     DATA_DIR,
     DEFAULT_DATASET,
+    HR_SIZE,
     REPO,
     SAMPLE_VIDEO,
     DataError,
@@ -31,6 +32,7 @@ from data_preparation import (  # noqa: E402
     markdown_table,
     patches_per_file,
     save_dataset,
+    test_sources,
     warn,
     write_bytes,
 )
@@ -217,17 +219,22 @@ def write_credits(credits):
     write_bytes(GCOMPRIS_CREDITS, ("\n".join(lines) + "\n").encode())
 
 
-def rebuild_bundled(progress=True, out=DEFAULT_DATASET, every_crop=False):
+def rebuild_bundled(progress=True, out=DEFAULT_DATASET, every_crop=False, tile=HR_SIZE):
     """data/images.npz, its credits and the sample video; with `every_crop`, all training crops
-    (not only the 2,980 that fit in data/) and the same test split, to `out` alone."""
+    (not only the 2,980 that fit in data/) and the same test split, to `out` alone; with `tile`,
+    HR crops of that side (larger training patches for x3 / x4) from the same photographs."""
     credits = gcompris_photos()
     files = source_files() + [photo for photo, _ in credits]
     if not files:
         raise DataError("no source photograph is installed (see data/SOURCES.md)")
+    test = None
+    if tile != HR_SIZE:  # the bundled split's test photographs, whatever the tiles
+        test = test_sources(patches_per_file(files, "crops", progress), BUNDLED_TEST_FRACTION)
     dataset = dataset_from_patches(
-        patches_per_file(files, "crops", progress),
+        patches_per_file(files, "crops", progress, size=tile),
         BUNDLED_TEST_FRACTION,
         max_train=None if every_crop else BUNDLED_MAX_TRAIN,
+        test=test,
     )
     save_dataset(out, *dataset)
     print(f"{out}: {len(dataset[0])} train and {len(dataset[2])} test pairs from {len(files)} photographs")
@@ -309,14 +316,24 @@ def main(argv=None):
         action="store_true",
         help=f"every training crop, not only the {BUNDLED_MAX_TRAIN} that keep data/ under 40 MB",
     )
+    parser.add_argument(
+        "--tile",
+        type=int,
+        default=HR_SIZE,
+        help="side of the HR crops; larger ones (192) give x4 training 48-pixel LR patches",
+    )
     args = parser.parse_args(argv)
+    if args.tile != HR_SIZE and args.out.resolve() == DEFAULT_DATASET.resolve():
+        parser.error(
+            f"--tile needs --out elsewhere than {DEFAULT_DATASET.relative_to(REPO)}: the bundled crops are {HR_SIZE}"
+        )
     if args.all and args.out.resolve() == DEFAULT_DATASET.resolve():
         parser.error(
             f"--all needs --out elsewhere than {DEFAULT_DATASET.relative_to(REPO)}: every crop is "
             "about 60 MB, over data/'s 40 MB"
         )
     try:
-        rebuild_bundled(out=args.out, every_crop=args.all)
+        rebuild_bundled(out=args.out, every_crop=args.all, tile=args.tile)
     except DataError as error:
         sys.exit(f"error: {error}")
 

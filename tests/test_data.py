@@ -189,6 +189,23 @@ def test_a_big_folder_waits_on_disk_not_in_memory(messy_folder, tmp_path, capsys
         np.testing.assert_array_equal(spilled, kept)
 
 
+def test_cli_resize_mode_and_test_fraction(tmp_path):
+    """--mode resize: each whole image resized to 128x128 (not a crop of it), one pair per image;
+    --test-fraction 0.3 of 10 images: 3 held out; every LR is degrade() of its HR."""
+    (tmp_path / "photos").mkdir()
+    expected = set()
+    for seed in range(10):
+        image = dp.to_uint8(natural_image(150, 200, seed))
+        iio.imwrite(tmp_path / "photos" / f"{seed}.png", image)
+        expected.add(dp.to_uint8(dp.hr_patches(dp.to_luma(image / np.float32(255)), "resize")).tobytes())
+    out = tmp_path / "out.npz"
+    dp.main(["--images", str(tmp_path / "photos"), "--out", str(out), "--mode", "resize", "--test-fraction", "0.3"])
+    x_train, y_train, x_test, y_test = dp.load_dataset(out)
+    assert (len(y_train), len(y_test)) == (7, 3)
+    assert {dp.to_uint8(hr[None]).tobytes() for hr in np.concatenate([y_train, y_test])} == expected
+    np.testing.assert_array_equal(np.concatenate([x_train, x_test]), dp.degrade(np.concatenate([y_train, y_test])))
+
+
 @pytest.mark.parametrize("case", ["missing folder", "no usable image", "unreadable video"])
 def test_cli_errors_are_one_line_and_write_nothing(tmp_path, capsys, case):
     empty = tmp_path / "empty"
@@ -221,6 +238,7 @@ def test_read_video_streams_frames(tmp_path):
     dp.main(["--video", str(video), "--out", str(out), "--test-fraction", "0.25"])
     x_train, y_train, x_test, y_test = dp.load_dataset(out)
     assert (len(x_train), len(x_test)) == (9, 3) and x_test.shape[1:] == (64, 64, 1)
+    np.testing.assert_array_equal(np.concatenate([x_train, x_test]), dp.degrade(np.concatenate([y_train, y_test])))
 
 
 # --- datasets ---------------------------------------------------------------------------------

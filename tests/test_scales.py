@@ -2,12 +2,13 @@
 loading, upscale() and its tiles, the benchmark, and --size / --width for photos and videos."""
 
 import imageio.v3 as iio
+import keras
 import numpy as np
 import pytest
 from conftest import ffprobe_streams, make_video, mean_psnr, natural_image
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio
-from test_data import run_main
+from test_data import build_bundled, run_main
 
 import data_preparation as dp
 import model
@@ -73,6 +74,30 @@ def test_the_bundled_pairs_serve_every_scale(tiny_dataset):
     assert x4[0].shape[1:] == (32, 32, 1) and np.array_equal(x4[0], dp.degrade(x4[1], 4))
 
 
+def test_larger_tiles_come_from_the_bundled_splits_photographs(tmp_path, monkeypatch):
+    """build_bundled --tile 192 (48-pixel LR at x4): 192-pixel crops of the same photographs, the
+    test ones from the photographs of the 128-pixel split's test crops, not from a split of its own
+    (which, for these photographs, would take one fewer)."""
+    sizes = [(400, 400), (260, 260), (200, 520), (390, 200), (590, 200), (200, 200)]
+    for seed, (height, width) in enumerate(sizes):
+        iio.imwrite(tmp_path / f"p{seed}.png", (natural_image(height, width, seed) * 255).astype(np.uint8))
+    monkeypatch.setattr(build_bundled, "SOURCES", [("photos", "make them", str(tmp_path), ["*.png"])])
+    monkeypatch.setattr(build_bundled, "GCOMPRIS", ("none", "apt-get install none", str(tmp_path / "no"), []))
+    monkeypatch.setattr(build_bundled, "BUNDLED_TEST_FRACTION", 0.3)
+    build_bundled.main(["--out", str(tmp_path / "large.npz"), "--all", "--tile", "192"])
+    x_train, y_train, x_test, y_test = dp.load_dataset(tmp_path / "large.npz")
+    assert y_train.shape[1:] == y_test.shape[1:] == (192, 192, 1) and x_train.shape[1:] == (96, 96, 1)
+    files = build_bundled.source_files()
+    test = dp.test_sources(dp.patches_per_file(files, progress=False), 0.3)
+    large = dp.patches_per_file(files, progress=False, size=192)
+    assert len(dp.test_sources(large, 0.3)) < len(test)
+    expected = np.concatenate([large[path] for path in sorted(test, key=str)])
+    np.testing.assert_array_equal(y_test, expected / np.float32(255))
+    assert len(y_train) == sum(map(len, large.values())) - len(expected)
+    with pytest.raises(SystemExit):  # data/images.npz stays 128-pixel crops
+        build_bundled.main(["--tile", "192"])
+
+
 @pytest.mark.parametrize("scale", [3, 4])
 def test_training_patches_at_a_scale_are_pairs(tiny_dataset, scale):
     """Each LR patch is degrade() of its HR patch (the same crop, flip and rotation), away from the
@@ -113,6 +138,18 @@ def test_a_tiny_network_learns_and_beats_bicubic_at_its_scale(photo_tiles, tmp_p
     sr = model.upscale(net, x_test, precision="float32")
     assert sr.shape == y_test.shape
     assert mean_psnr(y_test, sr) > mean_psnr(y_test, model.interpolate(x_test, "bicubic", scale)) + 0.3
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_bicubic_is_resizes_antialiased_bicubic_eagerly_and_in_a_graph_of_any_size(scale):
+    """The skip and the chroma's bicubic, a convolution, is keras.ops.image.resize's antialiased
+    bicubic, borders included, for several channels, and so in a network traced for any size."""
+    images = np.stack([natural_image(23, 30, seed) for seed in range(2)])
+    reference = keras.ops.image.resize(images, (23 * scale, 30 * scale), "bicubic", antialias=True)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.bicubic(images, scale)), reference, atol=1e-5)
+    inputs = keras.Input((None, None, 1))
+    skip = keras.Model(inputs, model.Bicubic(scale)(inputs))
+    np.testing.assert_allclose(skip.predict_on_batch(images[..., :1]), reference[..., :1], atol=1e-5)
 
 
 def test_a_x2_model_starts_a_x4_one(tmp_path):
