@@ -1,4 +1,12 @@
-"""data_preparation.py: the degradation, the colour convention, image and video ingestion, datasets."""
+"""data_preparation.py: the degradation, the colour convention, image and video ingestion, datasets.
+
+Flags: --images, --out: test_cli_ingests_a_messy_folder; --video: test_read_video_streams_frames; --mode (resize;
+crops is the default): test_cli_resize_mode_and_test_fraction; --test-fraction: test_cli_resize_mode_and_test_fraction
+(images), test_read_video_streams_frames (video); no flag (data/ rebuilt):
+test_rebuild_with_every_crop_keeps_the_test_split.
+Rows/columns of the .npz: y_* (whole image resized / video frames) and x_* = degrade(y_*):
+test_cli_resize_mode_and_test_fraction, test_read_video_streams_frames; the bundled one: test_bundled_dataset_layout.
+"""
 
 import io
 import struct

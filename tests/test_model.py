@@ -1,4 +1,22 @@
-"""model.py and training.py: architectures, saving, learning, resuming, distribution."""
+"""model.py and training.py: architectures, saving, learning, resuming, distribution.
+
+Flags: --new, --arch, --width, --blocks: test_new_network_flags_shape_it (continued:
+test_grown_model_computes_the_same_and_then_learns); --scale:
+test_scales.py::test_a_tiny_network_learns_and_beats_bicubic_at_its_scale; --init:
+test_scales.py::test_a_x2_model_starts_a_x4_one; --model, --history, --epochs, --lr (0: the model is kept):
+test_training_cli_continues_a_model_and_keeps_the_better_one; --out, --data: test_small_model_learns; --images:
+test_with_images_the_tiles_come_from_the_folder; --steps-per-epoch, --batch-size, --patch, --augment, --degradation,
+--shares, --qualities, --seed, --workers: test_a_run_trains_and_validates_on_what_its_flags_say; --loss, --patience:
+test_loss_and_patience_flags; --schedule, --lr, --precision: test_schedule_lr_and_precision_flags; --strategy:
+test_mirrored_strategy_over_two_cpus, test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume;
+--backup-every: test_resume_after_sigkill_ends_as_an_uninterrupted_run; --verbose:
+test_testing.py::test_verbose_shows_the_backends_start_up_log; model.py --export, --model, --out:
+test_onnx_export_computes_what_keras_does, test_scales.py::test_self_ensemble_and_onnx_export_at_x3.
+Rows/columns of history_*.csv: epoch, elapsed_s, loss, psnr, val_loss, val_psnr (by value) and the .json's stage,
+started_from, backend, config: test_a_run_trains_and_validates_on_what_its_flags_say; stage (one log, each run a
+stage): test_training_cli_continues_a_model_and_keeps_the_better_one; epoch after a resume:
+test_resume_after_sigkill_ends_as_an_uninterrupted_run; the saved model is the best val_psnr: test_small_model_learns.
+"""
 
 import collections
 import concurrent.futures
@@ -171,6 +189,91 @@ def test_small_model_learns(tiny_dataset, tmp_path):
     _, _, x_test, y_test = dp.load_dataset(tiny_dataset)
     psnr = mean_psnr(y_test, model.upscale(loaded, x_test, precision="float32"))
     assert psnr == pytest.approx(max(fit.history["val_psnr"]), abs=0.05)
+
+
+def test_new_network_flags_shape_it():
+    """--new builds the network --arch, --width and --blocks say, instead of loading --model."""
+    net = training.builder(training.parse_config(["--new", "--width", "12", "--blocks", "3"]))()
+    assert net.get_layer("head").filters == 12 and sum(layer.name.endswith("_add") for layer in net.layers) == 3
+    seed = training.builder(training.parse_config(["--new", "--arch", "seed"]))()
+    assert "Dense" in [type(layer).__name__ for layer in seed.layers]
+
+
+@pytest.fixture
+def recorded_batches(monkeypatch):
+    """{step: (LR, HR)} of every batch a run's pipeline makes, and "workers": its number of threads."""
+    made = {}
+
+    class Recorded(dp.TrainingBatches):
+        def batch(self, step):
+            made[step], made["workers"] = super().batch(step), self.workers
+            return made[step]
+
+    monkeypatch.setattr(training, "TrainingBatches", Recorded)
+    return made
+
+
+def test_a_run_trains_and_validates_on_what_its_flags_say(tiny_dataset, tmp_path, recorded_batches, capsys):
+    """The batches trained on are the pipeline's for --batch-size, --patch, --no-augment, --degradation,
+    --shares, --qualities and --seed, on --workers threads, --steps-per-epoch of them; validation is on
+    the test split JPEG'd at --qualities. At lr 0 the new network stays bicubic, so each column of the
+    history CSV is bicubic's loss and PSNR on those batches and that validation."""
+    recipe = dict(patch=16, augment=False, degradation="jpeg", shares=(0.5, 0.0), qualities=(40, 60))
+    tiny_run(tiny_dataset, tmp_path / "m.h5", epochs=1, steps_per_epoch=2, batch_size=4, seed=7, workers=1,
+             lr=0.0, **recipe)  # fmt: skip
+    x_train, y_train, x_test, y_test = dp.load_dataset(tiny_dataset)
+    expected = dp.TrainingBatches(4, x_train, y_train, seed=7, **recipe)
+    for step in (0, 1):
+        for made, wanted in zip(recorded_batches[step], expected.batch(step)):
+            np.testing.assert_array_equal(made, wanted)
+    assert recorded_batches["workers"] == 1 and "epoch 1/1: 2 steps in" in capsys.readouterr().out
+    batches = [recorded_batches[step] for step in (0, 1)]
+    validation = model.interpolate(dp.compressed_validation(x_test, qualities=(40, 60)), "bicubic")
+    (row,) = training.read_history(tmp_path / "history.csv")
+    assert (row["epoch"], row["stage"]) == (0, 1) and row["elapsed_s"] > 0
+    assert row["loss"] == pytest.approx(np.mean([np.abs(model.interpolate(lr, "bicubic") - hr).mean()
+                                                 for lr, hr in batches]), rel=1e-4)  # fmt: skip
+    assert row["psnr"] == pytest.approx(np.mean([mean_psnr(hr, model.interpolate(lr, "bicubic"))
+                                                 for lr, hr in batches]), abs=1e-3)  # fmt: skip
+    assert row["val_loss"] == pytest.approx(np.abs(validation - y_test).mean(), rel=1e-4)
+    assert row["val_psnr"] == pytest.approx(mean_psnr(y_test, validation), abs=1e-3)
+    (record,) = json.loads((tmp_path / "history.json").read_text())
+    assert (record["stage"], record["started_from"], record["backend"]) == (1, "a new network", keras.backend.backend())
+    assert record["config"]["qualities"] == [40, 60] and record["config"]["out"] == str(tmp_path / "m.h5")
+
+
+def test_with_images_the_tiles_come_from_the_folder(tiny_dataset, tmp_path, recorded_batches):
+    """--images: the HR patches are cut from the folder's images (black and white noise here), not
+    from --data's training pairs."""
+    (tmp_path / "photos").mkdir()
+    for seed in range(2):
+        noise = np.random.default_rng(seed).integers(0, 2, (160, 170), np.uint8) * 255
+        iio.imwrite(tmp_path / "photos" / f"{seed}.png", noise)
+    tiny_run(tiny_dataset, tmp_path / "m.h5", epochs=1, steps_per_epoch=1, images=(str(tmp_path / "photos"),))
+    assert set(np.unique(recorded_batches[0][1])) == {0.0, 1.0}
+
+
+def test_loss_and_patience_flags(tiny_dataset, tmp_path):
+    """At lr 0 (the new network stays bicubic, nothing improves) on the same batches: MSE is under a
+    fifth of L1, Charbonnier a little over it, in training and validation; --patience 1 stops each run
+    after its second epoch."""
+    fits = {loss: tiny_run(tiny_dataset, tmp_path / f"{loss}.h5", loss=loss, lr=0.0, epochs=4, steps_per_epoch=2,
+                           patience=1) for loss in ("l1", "mse", "charbonnier")}  # fmt: skip
+    for key in ("loss", "val_loss"):
+        l1, mse, charbonnier = (fits[loss].history[key][0] for loss in ("l1", "mse", "charbonnier"))
+        assert mse < l1 / 5 and l1 < charbonnier < l1 + 1e-3, (key, l1, mse, charbonnier)
+    assert [len(fit.history["loss"]) for fit in fits.values()] == [2, 2, 2]
+
+
+def test_schedule_lr_and_precision_flags(tiny_dataset, tmp_path):
+    """--schedule constant keeps the learning rate at --lr, cosine ends at 1 % of it; --precision
+    bfloat16 computes in bfloat16, float32 in float32."""
+    cosine = tiny_run(tiny_dataset, tmp_path / "cosine.h5", epochs=1, steps_per_epoch=2, lr=2e-3)
+    constant = tiny_run(tiny_dataset, tmp_path / "constant.h5", epochs=1, steps_per_epoch=2, lr=2e-3,
+                        schedule="constant", precision="bfloat16")  # fmt: skip
+    learning_rate = lambda fit: float(keras.ops.convert_to_numpy(fit.model.optimizer.learning_rate))  # noqa: E731
+    assert learning_rate(constant) == pytest.approx(2e-3) and learning_rate(cosine) == pytest.approx(2e-5)
+    assert [fit.model.get_layer("head").compute_dtype for fit in (constant, cosine)] == ["bfloat16", "float32"]
 
 
 def test_pipeline_pairs_patches_and_augments_consistently():

@@ -1,4 +1,24 @@
-"""testing.py: metrics, the benchmark protocol (clean and JPEG), the colour path, users' files, the default run."""
+"""testing.py: metrics, the benchmark protocol (clean and JPEG), the colour path, users' files, the default run.
+
+Flags: --benchmark, --jpeg: test_benchmark_clean_and_jpeg_tracks_write_tables,
+test_sweep_rows_are_each_method_run_directly_and_its_figure_is_shown; --sweep, --show: the latter; --upscale, --out:
+test_upscale_users_images_of_every_kind; --scale:
+test_scales.py::test_the_test_split_at_x4_is_measured_with_the_x4_model,
+test_scales.py::test_each_scale_picks_its_committed_models_by_file_type; --size, --width:
+test_scales.py::test_size_gives_exactly_that_size_from_the_smallest_scale_that_reaches_it; --model:
+test_missing_model_says_how_to_make_it, test_upscale_runs_the_model_chosen_for_each_file,
+test_scales.py::test_a_model_of_another_scale_is_a_one_line_error; --data, --results:
+test_metrics_rows_are_each_method_run_directly; --self-ensemble, --precision: test_sweep_rows_... (benchmark),
+test_metrics_rows_... (test split), test_upscale_self_ensemble_precision_and_16_bits (--upscale); --verbose:
+test_verbose_shows_the_backends_start_up_log.
+Rows/columns: metrics.csv (image, method, psnr, ssim; each skimage method, model, model_compressed) and metrics.md
+(mean ± std): test_metrics_rows_are_each_method_run_directly (x4: test_scales.py::test_the_test_split_at_x4_...);
+benchmark.* / robustness.* (input clean | jpegQ, dataset, method incl. "+", psnr, ssim):
+test_sweep_rows_are_each_method_run_directly_and_its_figure_is_shown (every row by value),
+test_benchmark_clean_and_jpeg_tracks_write_tables (Set5: bicubic as published, the models beat it, published rows);
+upscaled PNGs: test_upscale_self_ensemble_precision_and_16_bits (the model's pixels; 16 bits = 8 bits scaled),
+test_upscale_runs_the_model_chosen_for_each_file (beats bicubic; the compressed-input model on a JPEG).
+"""
 
 import csv
 import functools
@@ -25,16 +45,18 @@ def net():
     return model.load_model(REPO / "model.h5")
 
 
-@in_background("test_a_photo_16_times_larger_takes_little_more_memory")
+@in_background("test_a_tall_photo_goes_in_strips_and_a_wide_one_in_tiles")
 def photo_peaks(folder):
-    """testing.py --upscale on a 512x384 and a 2048x1536 photo (16x the pixels), each in a fresh
-    process: {name: (output folder, peak MB)}."""
+    """testing.py --upscale, each in a fresh process, on a 512x384 colour photo, the same 16 times
+    taller (colour converted in strips) and 8 times wider in grey (the network in tiles): {name:
+    (output folder, peak MB)}."""
     folder.mkdir(parents=True)
     small = (natural_image(384, 512, 7) * 255).astype(np.uint8)
     iio.imwrite(folder / "small.png", small)
-    iio.imwrite(folder / "large.png", np.tile(small, (4, 4, 1)))
+    iio.imwrite(folder / "tall.png", np.tile(small, (16, 1, 1)))
+    iio.imwrite(folder / "wide.png", np.tile(small[..., 0], (1, 8)))
     runs = {}
-    for name in ("small", "large"):
+    for name in ("small", "tall", "wide"):
         command = [sys.executable, str(REPO / "testing.py"), "--upscale", str(folder / f"{name}.png"), "--out",
                    str(folder / f"out_{name}")]  # fmt: skip
         runs[name] = folder / f"out_{name}", peak_rss_mb(command)
@@ -109,6 +131,46 @@ def test_benchmark_clean_and_jpeg_tracks_write_tables(tmp_path):
     assert "## Input: jpeg75" in table and "37.00 / 0.9558" in table and "model_compressed (ours)" in table
 
 
+def test_sweep_rows_are_each_method_run_directly_and_its_figure_is_shown(tmp_path, monkeypatch):
+    """--benchmark --jpeg --sweep --self-ensemble --show: robustness.csv/.md/.png instead of benchmark.*,
+    each row the mean over the images of the method run directly (float32, as --precision says) on the
+    clean or JPEG'd LR, "+" rows (clean only) the self-ensemble; the figure goes to plt.show()."""
+    shown = []
+    monkeypatch.setattr(testing.plt, "show", lambda: shown.append(1))
+    monkeypatch.setattr(testing.plt, "switch_backend", lambda name: None)  # no window from a test
+    (tmp_path / "Set").mkdir()
+    images = [natural_image(48, 64, seed) for seed in range(2)]
+    for seed, image in enumerate(images):
+        iio.imwrite(tmp_path / "Set" / f"{seed}.png", dp.to_uint8(image))
+    testing.main(["--benchmark", str(tmp_path / "Set"), "--jpeg", "50", "90", "--sweep", "--self-ensemble", "--show",
+                  "--precision", "float32", "--results", str(tmp_path)])  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Set", "robustness.csv", "robustness.md", "robustness.png"]
+    assert shown == [1]
+    with open(tmp_path / "robustness.csv") as file:
+        rows = {
+            (r["input"], r["dataset"], r["method"]): (float(r["psnr"]), float(r["ssim"])) for r in csv.DictReader(file)
+        }
+    nets = model.load_models()
+    expected = {}
+    for image in images:
+        hr = dp.to_uint8(image) / np.float32(255)
+        for quality in (None, 50, 90):
+            lr = dp.to_luma(dp.degrade(hr) if quality is None else dp.jpeg(dp.degrade(hr), quality))[None]
+            outputs = {"bicubic": model.interpolate(lr, "bicubic")}
+            for name, net in nets.items():
+                outputs[name] = model.upscale(net, lr, precision="float32")
+                if quality is None:
+                    outputs[f"{name}+"] = model.upscale(net, lr, self_ensemble=True, precision="float32")
+            for method, sr in outputs.items():
+                key = ("clean" if quality is None else f"jpeg{quality}", "Set", method)
+                expected.setdefault(key, []).append(testing.measure(dp.to_luma(hr), sr[0]))
+    assert rows.keys() == expected.keys()
+    for key, values in expected.items():
+        np.testing.assert_allclose(rows[key], np.mean(values, 0), atol=2e-4, err_msg=str(key))
+    assert rows["clean", "Set", "model"][0] > rows["clean", "Set", "bicubic"][0]
+    assert "## Input: jpeg50" in (tmp_path / "robustness.md").read_text()
+
+
 @pytest.mark.slow
 def test_bad_benchmark_arguments_are_one_line_errors(tmp_path, capsys):
     code, lines = run_cli("--benchmark", tmp_path, "--jpeg", "0", "75")
@@ -156,6 +218,21 @@ def test_upscale_users_images_of_every_kind(tmp_path, capsys):
     deep = iio.imread(out / "deep.png")
     assert deep.shape == (100, 80) and deep.dtype == np.uint16
     assert sorted(p.name for p in out.iterdir()) == ["alpha.png", "deep.png", "grey.png", "photo.png"]
+
+
+def test_upscale_self_ensemble_precision_and_16_bits(tmp_path):
+    """--upscale --self-ensemble --precision float32 writes the very pixels model.upscale_image() makes
+    so; a 16-bit PNG comes out as the same image in 8 bits does, scaled (within rounding)."""
+    grey = dp.to_uint8(natural_image(30, 40)[..., 0])
+    iio.imwrite(tmp_path / "grey.png", grey)
+    iio.imwrite(tmp_path / "deep.png", grey.astype(np.uint16) * 257)  # the same values, in 16 bits
+    testing.main(["--upscale", str(tmp_path / "grey.png"), str(tmp_path / "deep.png"), "--out", str(tmp_path / "o"),
+                  "--self-ensemble", "--precision", "float32"])  # fmt: skip
+    written, deep = iio.imread(tmp_path / "o" / "grey.png"), iio.imread(tmp_path / "o" / "deep.png")
+    net = model.load_model(model.DEFAULT_MODEL)
+    expected = model.upscale_image(net, grey[..., None] / np.float32(255), self_ensemble=True, precision="float32")
+    np.testing.assert_array_equal(written, expected[..., 0])
+    assert deep.dtype == np.uint16 and np.abs(deep / 65535 - written / 255).max() <= 0.51 / 255
 
 
 @pytest.mark.slow
@@ -257,13 +334,55 @@ def test_default_run_writes_metrics_and_figures(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_a_photo_16_times_larger_takes_little_more_memory(background):
-    """A photo goes through in strips and tiles: a 2048x1536 one (12.6 MP out) peaks, in a fresh
-    process, under 500 MB above a 512x384 one (270 MB here), where converting its colour whole
-    takes 790 MB more and running its luma untiled more still."""
-    (_, small_mb), (out, large_mb) = background(photo_peaks).values()
-    assert iio.improps(out / "large.png").shape == (3072, 4096, 3)
-    assert large_mb - small_mb < 500, f"peak RSS {small_mb:.0f} MB -> {large_mb:.0f} MB"
+def test_metrics_rows_are_each_method_run_directly(tmp_path):
+    """The default run on --data's test split with --self-ensemble --precision float32: each row of
+    metrics.csv is (PSNR, SSIM) of its method run directly on that pair, the model's with the
+    self-ensemble; metrics.md is their mean ± std; the model beats bicubic."""
+    x_train, y_train, x_test, y_test = dp.load_dataset()
+    dp.save_dataset(tmp_path / "some.npz", x_train[:8], y_train[:8], x_test[::100], y_test[::100])  # 4 test pairs
+    testing.main(["--results", str(tmp_path), "--data", str(tmp_path / "some.npz"), "--self-ensemble",
+                  "--precision", "float32"])  # fmt: skip
+    x, y = x_test[::100], y_test[::100]
+    outputs = {method: model.interpolate(x, method) for method in model.SKIMAGE_ORDERS}
+    for name, net in model.load_models().items():
+        outputs[name] = model.upscale(net, x, self_ensemble=True, precision="float32")
+    with open(tmp_path / "metrics.csv") as file:
+        rows = {(r["method"], int(r["image"])): (float(r["psnr"]), float(r["ssim"])) for r in csv.DictReader(file)}
+    assert rows.keys() == {(method, i) for method in outputs for i in range(len(x))}
+    table = (tmp_path / "metrics.md").read_text()
+    for method, sr in outputs.items():
+        scores = np.array([testing.measure(hr, out) for hr, out in zip(y, sr)])
+        np.testing.assert_allclose([rows[method, i] for i in range(len(x))], scores, atol=1e-4, err_msg=method)
+        (mean_psnr, mean_ssim), (std_psnr, std_ssim) = scores.mean(0), scores.std(0)
+        assert f"| {method} | {mean_psnr:.2f} ± {std_psnr:.2f} | {mean_ssim:.4f} ± {std_ssim:.4f} |" in table
+    assert np.mean([rows["model", i][0] - rows["skimage_bicubic", i][0] for i in range(len(x))]) > 1
+
+
+@pytest.mark.slow
+def test_verbose_shows_the_backends_start_up_log():
+    """Without --verbose the backend's C++ start-up log is hidden; with it, shown (every script that runs a
+    model reads it from the command line before importing the backend)."""
+    quiet, verbose = (
+        subprocess.run([sys.executable, str(REPO / "testing.py"), *flags, "--help"], capture_output=True, text=True,
+                       timeout=600)
+        for flags in ([], ["--verbose"])
+    )  # fmt: skip
+    assert quiet.returncode == verbose.returncode == 0
+    assert quiet.stderr == "" and verbose.stderr != ""
+
+
+@pytest.mark.slow
+def test_a_tall_photo_goes_in_strips_and_a_wide_one_in_tiles(background):
+    """Memory follows a strip, not the photo. Peaks above the 512x384 photo's, measured here: the
+    16x taller one (12.6 MP out) +95 MB in strips, +856 MB with its colour converted whole; the 8x
+    wider grey one +68 MB in tiles, +358 MB with its strips through the network untiled. The limits
+    sit between, a factor from each."""
+    runs = background(photo_peaks)
+    small_mb = runs["small"][1]
+    assert iio.improps(runs["tall"][0] / "tall.png").shape == (12288, 1024, 3)
+    assert iio.improps(runs["wide"][0] / "wide.png").shape == (768, 8192)
+    assert runs["tall"][1] - small_mb < 300, f"peak RSS {small_mb:.0f} MB -> {runs['tall'][1]:.0f} MB"
+    assert runs["wide"][1] - small_mb < 180, f"peak RSS {small_mb:.0f} MB -> {runs['wide'][1]:.0f} MB"
 
 
 def broken_files(folder):

@@ -1,5 +1,23 @@
-"""testing_video.py: both modes on generated videos, odd sizes, sound, bad input."""
+"""testing_video.py: both modes on generated videos, odd sizes, sound, bad input.
 
+Flags: --video, --out, --mode: test_experiment_mode, test_upscale_mode_keeps_size_rate_and_sound,
+test_track_rows_measure_the_decoded_files_at_its_scale_and_crf; --model: test_upscale_runs_the_model_given; --scale:
+test_track_rows_..., test_scales.py::test_video_upscale_at_x4_keeps_frames_rate_and_sound; --size, --width:
+test_scales.py::test_video_size_and_width_give_exactly_that_size; --crf: test_crf_and_preset_reach_the_encoder,
+test_experiment_rows_and_columns_are_each_methods_output, test_upscale_runs_the_model_given, test_track_rows_...;
+--preset: test_crf_and_preset_reach_the_encoder; --steady / --no-steady:
+test_the_steady_flag_reaches_upscale_and_track; --frame: test_experiment_mode; --batch-size:
+test_upscale_streams_frames; --precision: test_experiment_rows_..., test_upscale_runs_the_model_given,
+test_track_rows_...; --verbose: test_testing.py::test_verbose_shows_the_backends_start_up_log.
+Rows/columns: experiment's printed PSNR / SSIM rows (skimage_bilinear, skimage_bicubic, model), output_video.mp4,
+input_video.mp4 and side_by_side.mp4's columns (LR | bilinear | model | HR):
+test_experiment_rows_and_columns_are_each_methods_output; upscale's output_video.mp4:
+test_upscale_runs_the_model_given; the track's Y-PSNR and tOF rows (bicubic, model):
+test_track_rows_measure_the_decoded_files_at_its_scale_and_crf, test_video_track_measures_the_decoded_output (the
+compressed-input model beats bicubic and model.h5).
+"""
+
+import contextlib
 import warnings
 
 import numpy as np
@@ -9,6 +27,8 @@ from conftest import ffprobe_streams, make_video, natural_image
 from test_data import run_main
 
 import data_preparation as dp
+import model
+import testing
 import testing_video
 
 
@@ -32,6 +52,82 @@ def test_experiment_mode(clip_with_sound, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "model" in printed and "skimage_bilinear" in printed
     assert not list(out.glob(".*"))  # no partial file left
+
+
+def test_experiment_rows_and_columns_are_each_methods_output(tmp_path, capsys):
+    """--crf 0 --precision float32 on real photographs: output_video.mp4 is model.h5 run directly on each
+    frame's LR, input_video.mp4 the LR enlarged, side_by_side.mp4's columns LR | bilinear | model | HR,
+    each within a grey level; each printed row is its method's PSNR / SSIM, and the model beats bicubic."""
+    _, _, _, y_test = dp.load_dataset()
+    with testing_video.VideoWriter(tmp_path / "hr.mp4", 128, 128, 10, crf=0) as writer:
+        writer.write(np.repeat(y_test[20:26], 3, -1))
+    testing_video.main(["--video", str(tmp_path / "hr.mp4"), "--out", str(tmp_path / "o"), "--crf", "0", "--frame",
+                        "2", "--precision", "float32"])  # fmt: skip
+    hr = np.stack([dp.hr_patches(dp.to_luma(frame), "resize")[0] for frame in dp.read_video(tmp_path / "hr.mp4")])
+    lr = dp.degrade(hr)
+    outputs = {method: model.interpolate(lr, method) for method in ("skimage_bilinear", "skimage_bicubic")}
+    outputs["model"] = model.upscale(model.load_model(model.DEFAULT_MODEL), lr, precision="float32")
+    printed = capsys.readouterr().out
+    psnr = {}
+    for method, sr in outputs.items():
+        psnr[method], ssim = np.mean([testing.measure(h, s) for h, s in zip(hr, sr)], 0)
+        assert f"{method:18s} {psnr[method]:6.2f} dB  {ssim:.4f}" in printed
+    assert psnr["model"] > psnr["skimage_bicubic"] + 1
+
+    def grey_frames(name):
+        return np.stack([frame[..., :1] for frame in dp.read_video(tmp_path / "o" / name)])
+
+    enlarged = lr.repeat(2, 1).repeat(2, 2)
+    columns = np.concatenate([enlarged, outputs["skimage_bilinear"], outputs["model"], hr], axis=2)
+    for name, expected in [("output_video.mp4", outputs["model"]), ("input_video.mp4", enlarged),
+                           ("side_by_side.mp4", columns)]:  # fmt: skip
+        written = grey_frames(name)[:, -128:]  # below the titles
+        np.testing.assert_allclose(
+            written, np.round(np.clip(expected, 0, 1) * 255) / 255, atol=1.01 / 255, err_msg=name
+        )
+
+
+def test_upscale_runs_the_model_given(tmp_path, capsys):
+    """--mode upscale --model model.h5 (not the compressed-input model, the default) --crf 0 --no-steady
+    --precision float32: the output's luma is that model run directly on the video's own Y plane."""
+    video = make_video(tmp_path / "clip.mp4", 64, 48, frames=3)
+    testing_video.main(["--video", str(video), "--out", str(tmp_path / "o"), "--mode", "upscale", "--model",
+                        str(model.DEFAULT_MODEL), "--crf", "0", "--no-steady", "--precision", "float32"])  # fmt: skip
+    assert f"model: {model.DEFAULT_MODEL}" in capsys.readouterr().out
+    luma = np.stack([y for y, _ in dp.read_yuv420(video)])
+    expected = model.upscale(model.load_model(model.DEFAULT_MODEL), luma, precision="float32")
+    written = np.stack([y for y, _ in dp.read_yuv420(tmp_path / "o" / "output_video.mp4")])
+    np.testing.assert_allclose(written, np.round(np.clip(expected, 0, 1) * 255) / 255, atol=1.01 / 255)
+
+
+def test_track_rows_measure_the_decoded_files_at_its_scale_and_crf(tmp_path, monkeypatch, capsys):
+    """--mode track --scale 4 --crf 40 --precision float32: the LR is encoded at CRF 40 and a x4 model
+    runs in float32; each printed Y-PSNR and tOF row is its method's own, measured on the files the
+    track decoded (kept here)."""
+    kept, precisions, upscale = tmp_path / "track", [], testing_video.upscale
+    kept.mkdir()
+    monkeypatch.setattr(testing_video.tempfile, "TemporaryDirectory", lambda: contextlib.nullcontext(str(kept)))
+    monkeypatch.setattr(testing_video, "upscale", lambda *args, **kw: precisions.append(kw["precision"]) or upscale(
+        *args, **kw))  # fmt: skip
+    video, scene = tmp_path / "pan.mp4", natural_image(48, 160, 3)
+    with testing_video.VideoWriter(video, 96, 48, 10, crf=0) as writer:
+        writer.write(np.stack([scene[:, 4 * k : 4 * k + 96] for k in range(4)]))  # a pan: both methods flicker
+    testing_video.main(["--video", str(video), "--out", str(tmp_path / "o"), "--mode", "track", "--scale", "4",
+                        "--crf", "40", "--precision", "float32"])  # fmt: skip
+    assert b"crf=40.0" in (kept / "lr_crf40.mp4").read_bytes() and set(precisions) == {"float32"}
+    hr = [dp.to_luma(frame) for frame in dp.read_video(video)]
+    outputs = {"bicubic": [model.interpolate(lr[None], "bicubic", 4)[0] for lr in dp.read_video(kept / "lr_crf40.mp4")],
+               "model": list(dp.read_video(kept / "output_video.mp4"))}  # fmt: skip
+    psnr, tof = {}, {}
+    for method, frames in outputs.items():
+        psnr[method] = np.mean([testing.measure(y, dp.to_luma(out), 4)[0] for y, out in zip(hr, frames)])
+        flicker = testing_video.Flicker(4)
+        for y, out in zip(hr, frames):
+            flicker.add(y, dp.to_luma(out))
+        tof[method] = flicker.value()
+    printed = capsys.readouterr().out
+    assert f"x4, LR at CRF 40, 4 frames, Y-PSNR: bicubic {psnr['bicubic']:.2f} dB, model {psnr['model']:.2f}" in printed
+    assert f"flicker (tOF, pixels): bicubic {tof['bicubic']:.3f}, model {tof['model']:.3f}" in printed
 
 
 def test_upscale_mode_keeps_size_rate_and_sound(clip_with_sound, tmp_path):
@@ -197,15 +293,11 @@ def test_video_track_measures_the_decoded_output(tmp_path, capsys):
     assert set(means) == set(measured["tof"]) == {"bicubic", "model"} and 20 < means["bicubic"] < 50
     assert all(0 < tof < 5 for tof in measured["tof"].values()), measured["tof"]
     assert "video track x2, LR at CRF 28, 8 frames" in capsys.readouterr().out
-    import model
-
     clean_model = testing_video.video_track(model.load_model(model.DEFAULT_MODEL), tmp_path / "hr.mp4", crf=28)["psnr"]
     assert means["model"] > means["bicubic"] + 1 and means["model"] > clean_model["model"] + 0.3  # +2.8, +0.8 here
 
 
 def model_for_track():
-    import model
-
     return model.load_model(model.COMPRESSED_MODEL)
 
 
