@@ -68,7 +68,7 @@ def bicubic(images, scale=SCALE):
     as fast as resize eagerly (the video's chroma). At the borders the taps outside the image are
     dropped and the rest renormalised, as resize does: zero padding, divided by the weights' sum."""
     kernel = keras.ops.cast(bicubic_kernel(scale), images.dtype)
-    weight = keras.ops.conv(keras.ops.ones_like(images[:1, :, :, :1]), kernel, padding="same")
+    weight = keras.ops.conv(keras.ops.ones_like(images[..., :1]), kernel, padding="same")
     planes = [
         keras.ops.depth_to_space(keras.ops.conv(images[..., c : c + 1], kernel, padding="same") / weight, scale)
         for c in range(images.shape[-1])
