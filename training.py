@@ -306,8 +306,23 @@ def train(model, step, steps_per_epoch, epochs, validation, callbacks, loss):
     history = keras.callbacks.History()
     callbacks = keras.callbacks.CallbackList([*callbacks, history], model=model)
     done = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-    model.stop_training, logs = False, {}
+    model.stop_training = False
     callbacks.on_train_begin()
+    try:
+        logs = run_epochs(model, step, steps_per_epoch, epochs, validation, callbacks, loss, done)
+    except BaseException:  # a failed or stopped run leaves no log file open (CSVLogger closes it at the end)
+        for callback in callbacks.callbacks:
+            if isinstance(callback, keras.callbacks.CSVLogger):
+                callback.on_train_end()
+        raise
+    callbacks.on_train_end(logs)
+    return history
+
+
+def run_epochs(model, step, steps_per_epoch, epochs, validation, callbacks, loss, done):
+    """train()'s loop: the epochs from the one step `done` is in, each ended by its validation.
+    Returns the last epoch's logs."""
+    logs = {}
     for epoch in range(done // steps_per_epoch, epochs):
         callbacks.on_epoch_begin(epoch)
         started, losses, qualities = time.monotonic(), [], []
@@ -329,8 +344,7 @@ def train(model, step, steps_per_epoch, epochs, validation, callbacks, loss):
         )
         if model.stop_training:
             break
-    callbacks.on_train_end(logs)
-    return history
+    return logs
 
 
 def keras_step(model, batches):

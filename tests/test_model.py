@@ -276,6 +276,28 @@ def test_schedule_lr_and_precision_flags(tiny_dataset, tmp_path):
     assert [fit.model.get_layer("head").compute_dtype for fit in (constant, cosine)] == ["bfloat16", "float32"]
 
 
+def test_a_failed_run_closes_its_log(tiny_dataset, tmp_path, monkeypatch):
+    """A run that fails in its third step (a crash, Ctrl-C) has written its log's header and closed
+    the file, not left it open for the garbage collector to warn about in whatever runs next."""
+    loggers, steps, real_step = [], [], training.keras_step
+
+    class RecordedLogger(keras.callbacks.CSVLogger):
+        def on_train_begin(self, logs=None):
+            loggers.append(self)
+            super().on_train_begin(logs)
+
+    monkeypatch.setattr(training.keras.callbacks, "CSVLogger", RecordedLogger)
+
+    def failing_step(net, batches):
+        step = real_step(net, batches)
+        return lambda: step() if len(steps.append(1) or steps) < 3 else exec("raise KeyboardInterrupt")
+
+    monkeypatch.setattr(training, "keras_step", failing_step)
+    with pytest.raises(KeyboardInterrupt):
+        tiny_run(tiny_dataset, tmp_path / "failed.h5", epochs=2, steps_per_epoch=2)
+    assert len(steps) == 3 and len(loggers) == 1 and loggers[0].csv_file.closed
+
+
 def test_pipeline_pairs_patches_and_augments_consistently():
     hr = np.stack([dp.to_luma(natural_image(128, 128, s)) for s in range(4)])
     lr = dp.degrade(hr)

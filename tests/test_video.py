@@ -141,17 +141,26 @@ def test_upscale_mode_keeps_size_rate_and_sound(clip_with_sound, tmp_path):
     assert frame[..., 0].std() > 0.05 and np.abs(frame[..., 0] - frame[..., 2]).mean() > 0.02  # colour kept
 
 
-def test_odd_sized_video_without_sound(tmp_path, monkeypatch):
-    scales, real = [], testing_video.interpolate
-    monkeypatch.setattr(
-        testing_video, "interpolate", lambda x, method, scale=2: scales.append(scale) or real(x, method, scale)
-    )
+@pytest.mark.parametrize("scale, width, height", [(2, 256, 192), (2, 255, 191), (3, 255, 191), (4, 255, 191)])
+def test_the_chroma_is_the_videos_own_grown_by_bicubic(tmp_path, scale, width, height):
+    """--mode upscale --scale S --crf 0, no sound: the output's Cb and Cr are the source's grown xS
+    by our bicubic(), also for odd sides (the half-size chroma has a row more than half the luma's)."""
+    video = make_video(tmp_path / "odd.mkv", width, height, frames=2, codec="ffv1")
+    out = tmp_path / "out"
+    testing_video.main(["--video", str(video), "--out", str(out), "--mode", "upscale", "--scale", str(scale), "--crf",
+                        "0", "--no-steady"])  # fmt: skip
+    size = (scale * width - scale * width % 2, scale * height - scale * height % 2)
+    assert frames_and_size(out / "output_video.mp4") == (2, size)
+    assert not any("Audio" in line for line in ffprobe_streams(out / "output_video.mp4"))
+    written = np.stack([cbcr for _, cbcr in dp.read_yuv420(out / "output_video.mp4")])
+    source = np.stack([cbcr for _, cbcr in dp.read_yuv420(video)])
+    error = 255 * np.abs(written - model.interpolate(source, "bicubic", scale)[:, : size[1] // 2, : size[0] // 2])
+    assert error.mean() < 0.2, error.mean()  # a row or column off, or nearest neighbour: 1.4 or more
+
+
+def test_the_experiment_takes_an_odd_sized_video(tmp_path):
     video = make_video(tmp_path / "odd.mkv", 255, 191, frames=3, codec="ffv1")
     out = tmp_path / "out"
-    testing_video.main(["--video", str(video), "--out", str(out), "--mode", "upscale"])
-    assert frames_and_size(out / "output_video.mp4") == (3, (510, 382))
-    assert scales and set(scales) == {2}  # the chroma x2 too, though its 96 rows are more than half of 191
-    assert not any("Audio" in line for line in ffprobe_streams(out / "output_video.mp4"))
     testing_video.main(["--video", str(video), "--out", str(out), "--frame", "0"])
     assert frames_and_size(out / "side_by_side.mp4")[0] == 3
 
