@@ -712,8 +712,8 @@ def run(config, build=None):
     checkpoint = BestCheckpoint(out, best=best)
     callbacks = [
         Stage(stage),
+        checkpoint,  # before Backup, so that an epoch's backup holds the best that epoch may have set
         Backup(backup_folder, config.backup_every, checkpoint, state, stage),
-        checkpoint,
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.EarlyStopping("val_psnr", mode="max", patience=config.patience, verbose=1),
         keras.callbacks.CSVLogger(history, append=bool(state) or stage > 1),

@@ -7,14 +7,17 @@ test_scales.py::test_a_x2_model_starts_a_x4_one; --model, --history, --epochs, -
 test_training_cli_continues_a_model_and_keeps_the_better_one; --out, --data: test_small_model_learns; --images:
 test_with_images_the_tiles_come_from_the_folder; --steps-per-epoch, --batch-size, --patch, --augment, --degradation,
 --shares, --qualities, --seed, --workers: test_a_run_trains_and_validates_on_what_its_flags_say; --loss, --patience:
-test_loss_and_patience_flags; --schedule, --lr, --precision: test_schedule_lr_and_precision_flags; --strategy:
+test_loss_and_patience_flags, test_early_stopping_waits_while_psnr_rises_and_a_nan_ends_the_epoch; --schedule, --lr,
+--precision: test_schedule_lr_and_precision_flags, test_a_bfloat16_run_saves_a_float32_model; --strategy:
 test_mirrored_strategy_over_two_cpus, test_two_workers_on_loopback_train_one_model_from_a_folder_and_resume;
---backup-every: test_resume_after_sigkill_ends_as_an_uninterrupted_run; --verbose:
+--backup-every: test_resume_after_sigkill_ends_as_an_uninterrupted_run,
+test_a_resumed_run_goes_on_from_its_step_with_its_best_so_far; --verbose:
 test_testing.py::test_verbose_shows_the_backends_start_up_log; model.py --export, --model, --out:
 test_onnx_export_computes_what_keras_does, test_scales.py::test_self_ensemble_and_onnx_export_at_x3.
 Rows/columns of history_*.csv: epoch, elapsed_s, loss, psnr, val_loss, val_psnr (by value) and the .json's stage,
 started_from, backend, config: test_a_run_trains_and_validates_on_what_its_flags_say; stage (one log, each run a
-stage): test_training_cli_continues_a_model_and_keeps_the_better_one; epoch after a resume:
+stage): test_training_cli_continues_a_model_and_keeps_the_better_one; the log closed after a failure:
+test_a_failed_run_closes_its_log; epoch after a resume:
 test_resume_after_sigkill_ends_as_an_uninterrupted_run; the saved model is the best val_psnr: test_small_model_learns.
 """
 
@@ -298,6 +301,71 @@ def test_a_failed_run_closes_its_log(tiny_dataset, tmp_path, monkeypatch):
     assert len(steps) == 3 and len(loggers) == 1 and loggers[0].csv_file.closed
 
 
+def test_the_checkpoint_keeps_only_a_better_model(tmp_path, monkeypatch):
+    saved = []
+    monkeypatch.setattr(training, "save_model", lambda net, path: saved.append(path))
+    checkpoint = training.BestCheckpoint(tmp_path / "m.h5", best=29.0)
+    for value in (28.0, 30.0, 29.5, float("nan"), 31.0, 30.5):
+        checkpoint.on_epoch_end(0, {"val_psnr": value})
+    assert len(saved) == 2 and checkpoint.best == 31.0
+
+
+def scripted_validation(monkeypatch, values):
+    """training.validate() giving these val_psnr values, one per call, in turn."""
+    values = iter(values)
+    monkeypatch.setattr(training, "validate", lambda *args, **kw: {"val_loss": 0.01, "val_psnr": next(values)})
+
+
+def test_early_stopping_waits_while_psnr_rises_and_a_nan_ends_the_epoch(tiny_dataset, tmp_path, monkeypatch, capsys):
+    """--patience 1: a rising validation PSNR never stops the run, a falling one stops it after its
+    second epoch; a NaN loss stops it within the epoch, after that step."""
+    scripted_validation(monkeypatch, [20.0, 21.0, 22.0])
+    assert len(tiny_run(tiny_dataset, tmp_path / "up.h5", epochs=3, steps_per_epoch=1, patience=1).history["loss"]) == 3
+    scripted_validation(monkeypatch, [22.0, 21.0, 20.0])
+    assert len(tiny_run(tiny_dataset, tmp_path / "dn.h5", epochs=3, steps_per_epoch=1, patience=1).history["loss"]) == 2
+    calls, real_step = [], training.keras_step
+
+    def step_with_a_nan(net, batches):
+        step = real_step(net, batches)
+        return lambda: step() if len(calls.append(1) or calls) != 2 else (float("nan"), float("nan"))
+
+    monkeypatch.setattr(training, "keras_step", step_with_a_nan)
+    scripted_validation(monkeypatch, [20.0])
+    capsys.readouterr()
+    fit = tiny_run(tiny_dataset, tmp_path / "nan.h5", epochs=2, steps_per_epoch=5)
+    assert len(calls) == 2 and len(fit.history["loss"]) == 1 and "epoch 1/2: 2 steps" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("backup_every, interrupted_at, steps_left", [(2, 6, 2), (200, 5, 3)])
+def test_a_resumed_run_goes_on_from_its_step_with_its_best_so_far(
+    tiny_dataset, tmp_path, monkeypatch, capsys, backup_every, interrupted_at, steps_left
+):
+    """Stopped in its second epoch (3 steps each) after a first epoch of val_psnr 30: the same
+    command goes on from the last backup (mid-epoch, or the epoch's end), runs only the steps
+    left, and keeps the saved model when its epoch scores 25, under the best so far."""
+    settings = dict(epochs=2, steps_per_epoch=3, backup_every=backup_every)
+    out, calls, real_step = tmp_path / "m.h5", [], training.keras_step
+
+    def interrupted(net, batches):
+        step = real_step(net, batches)
+        return lambda: step() if len(calls.append(1) or calls) != interrupted_at else exec("raise KeyboardInterrupt")
+
+    monkeypatch.setattr(training, "keras_step", interrupted)
+    scripted_validation(monkeypatch, [30.0, 25.0])
+    with pytest.raises(KeyboardInterrupt):
+        tiny_run(tiny_dataset, out, **settings)
+    saved = out.read_bytes()
+    capsys.readouterr()
+    fit = tiny_run(tiny_dataset, out, **settings)
+    assert f"epoch 2/2: {steps_left} steps" in capsys.readouterr().out
+    assert int(keras.ops.convert_to_numpy(fit.model.optimizer.iterations)) == 6 and out.read_bytes() == saved
+
+
+def test_a_bfloat16_run_saves_a_float32_model(tiny_dataset, tmp_path):
+    tiny_run(tiny_dataset, tmp_path / "m.h5", epochs=1, steps_per_epoch=1, precision="bfloat16")
+    assert {layer.compute_dtype for layer in model.load_model(tmp_path / "m.h5").layers} == {"float32"}
+
+
 def test_pipeline_pairs_patches_and_augments_consistently():
     hr = np.stack([dp.to_luma(natural_image(128, 128, s)) for s in range(4)])
     lr = dp.degrade(hr)
@@ -565,6 +633,33 @@ def test_tiled_upscale_equals_untiled():
         assert tiled.shape == whole.shape == (1, 300, 460, 1)
         np.testing.assert_allclose(tiled, whole, atol=1e-5)
     assert model.tiling(540, 512) == (540, 540) and model.tiling(960, 512) == (480, 544)
+
+
+def test_tiled_self_ensemble_equals_the_untiled_one():
+    """--self-ensemble on an image large enough for tiles: each tile is the mean over the 8 views too."""
+    net = scrambled(model.build_model(**TINY))
+    lr = dp.to_luma(natural_image(150, 230, 5))[None]
+    ensemble = model.upscale(net, lr, self_ensemble=True, precision="float32")
+    tiled = model.upscale(net, lr, self_ensemble=True, tile=40, precision="float32")
+    np.testing.assert_allclose(tiled, ensemble, atol=1e-5)
+    assert np.abs(model.upscale(net, lr, tile=40, precision="float32") - ensemble).mean() > 1e-3
+
+
+def test_the_bfloat16_copy_follows_the_weights_and_auto_follows_the_cpu(monkeypatch):
+    """upscale() in bfloat16 runs a copy of the model: after the model's weights change (training
+    goes on), the copy is remade. "auto" is the model itself, float32, where the CPU has no
+    bfloat16 arithmetic, and the copy where it has."""
+    net = scrambled(model.build_model(**TINY))
+    lr = dp.to_luma(natural_image(24, 20))[None]
+    before = model.upscale(net, lr, precision="bfloat16")
+    scrambled(net, seed=1)
+    exact = model.upscale(net, lr, precision="float32")
+    after = model.upscale(net, lr, precision="bfloat16")
+    assert np.abs(after - exact).mean() < np.abs(before - exact).mean() / 5
+    monkeypatch.setattr(model, "compute_device", lambda: "cpu")
+    for has_bfloat16 in (False, True):
+        monkeypatch.setattr(model, "cpu_computes_bfloat16", lambda: has_bfloat16)
+        assert (model.compute_in(net, "auto") is net) == (not has_bfloat16)
 
 
 def test_self_ensemble_is_the_mean_over_flips():

@@ -18,6 +18,8 @@ test_sweep_rows_are_each_method_run_directly_and_its_figure_is_shown (every row 
 test_benchmark_clean_and_jpeg_tracks_write_tables (Set5: bicubic as published, the models beat it, published rows);
 upscaled PNGs: test_upscale_self_ensemble_precision_and_16_bits (the model's pixels; 16 bits = 8 bits scaled),
 test_upscale_runs_the_model_chosen_for_each_file (beats bicubic; the compressed-input model on a JPEG).
+Model by file type: test_each_file_gets_the_model_for_its_type (JPEG, PNG),
+test_a_phones_multi_picture_jpeg_gets_the_compressed_input_model (a phone's MPO).
 """
 
 import csv
@@ -417,3 +419,16 @@ def test_every_kind_of_broken_image_is_one_line_and_the_rest_go_on(tmp_path, cap
     assert code == 1 and last.startswith(f"error: {len(names)} of {len(names) + 1} files failed")
     assert all(name in last for name in names) and "Traceback" not in err
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.png"]
+
+
+def test_a_phones_multi_picture_jpeg_gets_the_compressed_input_model(tmp_path, capsys):
+    """A phone's multi-picture JPEG (MPO, which Pillow names apart from JPEG: the plain JPEGs of the
+    other tests do not reach it) is lossy: --upscale gives it the compressed-input model."""
+    pictures = [Image.fromarray((natural_image(40, 48, seed) * 255).astype(np.uint8)) for seed in (0, 1)]
+    pictures[0].save(tmp_path / "phone.jpg", format="MPO", save_all=True, append_images=pictures[1:], quality=80)
+    assert testing.describe(tmp_path / "phone.jpg")[:2] == ("MPO", 80)
+    models = {"model": "clean", "model_compressed": "compressed"}
+    assert testing.choose_model(tmp_path / "phone.jpg", models)[0] == "compressed"
+    testing.main(["--upscale", str(tmp_path / "phone.jpg"), "--out", str(tmp_path / "o")])
+    assert "phone.jpg: MPO, quality ~80 -> compressed-input model" in capsys.readouterr().out
+    assert iio.imread(tmp_path / "o" / "phone.png").shape == (80, 96, 3)

@@ -2,28 +2,42 @@
 
 Flags: --video, --out, --mode: test_experiment_mode, test_upscale_mode_keeps_size_rate_and_sound,
 test_track_rows_measure_the_decoded_files_at_its_scale_and_crf; --model: test_upscale_runs_the_model_given; --scale:
-test_track_rows_..., test_scales.py::test_video_upscale_at_x4_keeps_frames_rate_and_sound; --size, --width:
-test_scales.py::test_video_size_and_width_give_exactly_that_size; --crf: test_crf_and_preset_reach_the_encoder,
-test_experiment_rows_and_columns_are_each_methods_output, test_upscale_runs_the_model_given, test_track_rows_...;
---preset: test_crf_and_preset_reach_the_encoder; --steady / --no-steady:
-test_the_steady_flag_reaches_upscale_and_track; --frame: test_experiment_mode; --batch-size:
-test_upscale_streams_frames; --precision: test_experiment_rows_..., test_upscale_runs_the_model_given,
-test_track_rows_...; --verbose: test_testing.py::test_verbose_shows_the_backends_start_up_log.
+test_track_rows_..., test_scales.py::test_video_upscale_at_x4_keeps_frames_rate_and_sound,
+test_an_odd_upscaled_side_loses_its_last_pixel (x3, the luma cut to even sides); --size, --width:
+test_scales.py::test_video_size_and_width_give_exactly_that_size, test_width_rounds_an_odd_height_up_to_even,
+test_size_resizes_the_upscale_by_antialiased_bicubic_and_keeps_square_pixels (the resize filter, sar 1:1); --crf:
+test_crf_and_preset_reach_the_encoder, test_experiment_rows_and_columns_are_each_methods_output,
+test_upscale_runs_the_model_given, test_track_rows_...,
+test_the_track_encodes_its_upscale_near_lossless_and_its_lr_at_crf_28_by_default (track: the upscale at CRF 10, the
+LR's default 28), test_an_interrupted_upscale_starts_over_when_the_crf_changes (the resume recipe); --preset:
+test_crf_and_preset_reach_the_encoder; --steady / --no-steady: test_the_steady_flag_reaches_upscale_and_track,
+test_steady_defaults_blend_three_tenths_below_four_grey_levels (STEADY_BLEND, STEADY_CHANGE),
+test_steady_starts_afresh_at_each_segment; --frame: test_experiment_mode; --batch-size: test_upscale_streams_frames;
+--precision: test_experiment_rows_..., test_upscale_runs_the_model_given, test_track_rows_...; --verbose:
+test_testing.py::test_verbose_shows_the_backends_start_up_log.
+Segments and joining (--mode upscale): test_an_interrupted_upscale_goes_on_from_its_last_segment,
+test_more_than_ten_segments_join_in_their_order, test_segments_shorter_than_segment_frames_follow_each_other_in_time
+(time stamps k / fps, the source's duration), test_sound_that_an_mp4_cannot_hold_is_reencoded_to_aac.
 Rows/columns: experiment's printed PSNR / SSIM rows (skimage_bilinear, skimage_bicubic, model), output_video.mp4,
 input_video.mp4 and side_by_side.mp4's columns (LR | bilinear | model | HR):
 test_experiment_rows_and_columns_are_each_methods_output; upscale's output_video.mp4:
 test_upscale_runs_the_model_given; the track's Y-PSNR and tOF rows (bicubic, model):
 test_track_rows_measure_the_decoded_files_at_its_scale_and_crf, test_video_track_measures_the_decoded_output (the
-compressed-input model beats bicubic and model.h5).
+compressed-input model beats bicubic and model.h5), test_flicker_sums_the_horizontal_and_vertical_flow_errors (tOF
+in pixels, |dx| + |dy|).
 """
 
 import contextlib
+import re
+import subprocess
 import warnings
 
+import imageio_ffmpeg
 import numpy as np
 import pytest
 import scipy.ndimage
 from conftest import ffprobe_streams, make_video, natural_image
+from PIL import Image
 from test_data import run_main
 
 import data_preparation as dp
@@ -445,3 +459,181 @@ def test_the_steady_flag_reaches_upscale_and_track(tmp_path, monkeypatch, flag):
     testing_video.main([*command, "--mode", "upscale"])
     testing_video.main([*command, "--mode", "track", "--scale", "2"])
     assert len(calls) == (0 if flag else 2)
+
+
+def test_steady_defaults_blend_three_tenths_below_four_grey_levels():
+    """steady() with its defaults (STEADY_BLEND 0.3, STEADY_CHANGE 4/255) on a still LR scene: where the
+    LR is unchanged or moved by 3/255 the output is 0.7 of its own and 0.3 of the output before;
+    where it moved by 5/255, its own output."""
+    rng = np.random.default_rng(2)
+    lr = np.repeat(rng.uniform(0.2, 0.8, (1, 6, 8, 1)).astype(np.float32), 2, 0)
+    lr[1, :2] += 5 / 255  # changed: its own output
+    lr[1, 2:4] += 3 / 255  # still, below the threshold
+    sr = rng.random((2, 12, 16, 1)).astype(np.float32)
+    out, _ = testing_video.steady(sr, lr)
+    np.testing.assert_array_equal(out[1, :4], sr[1, :4])
+    np.testing.assert_allclose(out[1, 4:], 0.7 * sr[1, 4:] + 0.3 * sr[0, 4:], atol=1e-6)
+
+
+def write_luma_video(path, luma, fps=10):
+    """A lossless yuv420p video whose Y planes are exactly `luma` (N, H, W) uint8, the chroma neutral."""
+    count, height, width = luma.shape
+    grey = np.full(2 * (-(-height // 2)) * (-(-width // 2)), 128, np.uint8).tobytes()
+    with testing_video.VideoWriter(path, width, height, fps, crf=0, pix_fmt="yuv420p") as writer:
+        for y in luma:
+            writer.encoder.write(np.ascontiguousarray(y).tobytes() + grey)
+    return path
+
+
+def test_steady_starts_afresh_at_each_segment(tmp_path, monkeypatch):
+    """Segments of 2 frames on a still 4-frame clip whose Y steps by 3 grey levels a frame (below
+    STEADY_CHANGE: still everywhere), --crf 0, model.h5 in float32: the luma is steady() run on each
+    segment apart, so the third frame is the network's own output, not leaning on the second."""
+    monkeypatch.setattr(testing_video, "SEGMENT_FRAMES", 2)
+    base = np.round(dp.to_luma(natural_image(48, 64, 3))[..., 0] * 150 + 50)
+    luma = np.stack([base + 3 * k for k in range(4)]).astype(np.uint8)
+    video = write_luma_video(tmp_path / "still.mp4", luma)
+    testing_video.main(["--video", str(video), "--out", str(tmp_path / "o"), "--mode", "upscale", "--model",
+                        str(model.DEFAULT_MODEL), "--crf", "0", "--precision", "float32"])  # fmt: skip
+    lr = np.stack([y for y, _ in dp.read_yuv420(video)])
+    np.testing.assert_array_equal(lr[..., 0], luma / np.float32(255))
+    sr = model.upscale(model.load_model(model.DEFAULT_MODEL), lr, precision="float32")
+    expected = np.concatenate([testing_video.steady(sr[:2], lr[:2])[0], testing_video.steady(sr[2:], lr[2:])[0]])
+    written = np.stack([y for y, _ in dp.read_yuv420(tmp_path / "o" / "output_video.mp4")])
+    error = 255 * np.abs(written - np.round(np.clip(expected, 0, 1) * 255) / 255)
+    assert error.max() <= 1.01 and error[2].mean() < 0.1, error[2].mean()  # blended across: ~1 grey level
+
+
+def test_flicker_sums_the_horizontal_and_vertical_flow_errors():
+    """An HR scene moved 2 pixels right and 1 down against outputs that stand still: the tOF is the
+    flow missed, |dx| + |dy| = 3 pixels (both components summed, not their mean, 1.5)."""
+    scene = scipy.ndimage.gaussian_filter(dp.to_luma(natural_image(96, 96, 4)), (1.5, 1.5, 0))
+    flicker = testing_video.Flicker(12)
+    flicker.add(scene, scene)
+    flicker.add(np.roll(scene, (1, 2), (0, 1)), scene)
+    assert flicker.value() == pytest.approx(3, abs=0.3)
+
+
+def frame_times(path):
+    """Each frame's presentation time (s), as ffmpeg's showinfo filter reports them, in order."""
+    command = dp.ffmpeg("-i", path, "-vf", "showinfo", "-f", "null", "-")
+    printed = subprocess.run(command, capture_output=True, text=True, timeout=600).stderr
+    return [float(time) for time in re.findall(r"pts_time:\s*([\d.]+)", printed)]
+
+
+def test_segments_shorter_than_segment_frames_follow_each_other_in_time(tmp_path, monkeypatch):
+    """Segments of 3 frames (SEGMENT_PIXELS of 3 frames, under SEGMENT_FRAMES) on a 7-frame 10 fps
+    clip: the output has its 7 frames at k / 10 s and the source's duration, without gaps."""
+    monkeypatch.setattr(testing_video, "SEGMENT_PIXELS", 3 * 64 * 48)
+    video = make_video(tmp_path / "clip.mp4", 64, 48, frames=7)
+    testing_video.main(["--video", str(video), "--out", str(tmp_path / "o"), "--mode", "upscale"])
+    written = tmp_path / "o" / "output_video.mp4"
+    assert frame_times(written) == pytest.approx([k / 10 for k in range(7)], abs=1e-3)
+    frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(written))
+    assert frames == 7 and seconds == pytest.approx(imageio_ffmpeg.count_frames_and_secs(str(video))[1], abs=0.01)
+
+
+def test_width_rounds_an_odd_height_up_to_even(tmp_path):
+    """--width 100 on a 64x35 clip: the height keeping the aspect ratio, 54.7, rounds to 55, and up
+    to the even 56 that yuv420p needs (not down to 54)."""
+    clip = make_video(tmp_path / "clip.mkv", 64, 35, frames=2, codec="ffv1")
+    testing_video.main(["--video", str(clip), "--out", str(tmp_path / "o"), "--mode", "upscale", "--width", "100"])
+    assert frames_and_size(tmp_path / "o" / "output_video.mp4") == (2, (100, 56))
+    assert testing_video.even_size(35, 64, width_only=100) == (100, 56)
+
+
+def test_an_interrupted_upscale_starts_over_when_the_crf_changes(tmp_path, monkeypatch, capsys):
+    """Ctrl-C after a finished segment at --crf 18, then the same command at --crf 24: the kept
+    segment belongs to another recipe, so every frame is upscaled and encoded again, at CRF 24 only."""
+    monkeypatch.setattr(testing_video, "SEGMENT_FRAMES", 4)
+    video = make_video(tmp_path / "clip.mp4", 64, 48, frames=10)
+    upscaled, interrupt_after, real_upscale = [], [8], testing_video.upscale
+
+    def upscale_then_ctrl_c(net, frames, **options):
+        if interrupt_after and sum(upscaled) >= interrupt_after[0]:
+            raise KeyboardInterrupt
+        upscaled.append(len(frames))
+        return real_upscale(net, frames, **options)
+
+    monkeypatch.setattr(testing_video, "upscale", upscale_then_ctrl_c)
+    command = ["--video", str(video), "--out", str(tmp_path / "o"), "--mode", "upscale", "--batch-size", "4"]
+    assert run_main(testing_video.main, [*command, "--crf", "18"], capsys)[0] == 130
+    assert [p.name for p in (tmp_path / "o" / ".output_video.mp4.segments").glob("*.ts")] == ["segment00000.ts"]
+    upscaled.clear()
+    interrupt_after.clear()
+    testing_video.main([*command, "--crf", "24"])
+    assert sum(upscaled) == 10 and "going on from there" not in capsys.readouterr().out
+    written = (tmp_path / "o" / "output_video.mp4").read_bytes()
+    assert b"crf=24.0" in written and b"crf=18.0" not in written
+    assert frames_and_size(tmp_path / "o" / "output_video.mp4") == (10, (128, 96))
+
+
+def test_an_odd_upscaled_side_loses_its_last_pixel(tmp_path):
+    """--scale 3 --model results/model_x3.h5 --crf 0 --no-steady --precision float32 on a 255x191 clip:
+    the x3 luma is 765x573 and the output 764x572, the network's output on the source's Y without its
+    last column and row (not its first)."""
+    video = make_video(tmp_path / "odd.mkv", 255, 191, frames=2, codec="ffv1")
+    x3 = model.CLEAN_MODELS[3]
+    testing_video.main(["--video", str(video), "--out", str(tmp_path / "o"), "--mode", "upscale", "--scale", "3",
+                        "--model", str(x3), "--crf", "0", "--no-steady", "--precision", "float32"])  # fmt: skip
+    luma = np.stack([y for y, _ in dp.read_yuv420(video)])
+    expected = model.upscale(model.load_model(x3, 3), luma, precision="float32")[:, :572, :764]
+    written = np.stack([y for y, _ in dp.read_yuv420(tmp_path / "o" / "output_video.mp4")])
+    np.testing.assert_allclose(written, np.round(np.clip(expected, 0, 1) * 255) / 255, atol=1.01 / 255)
+
+
+def test_the_track_encodes_its_upscale_near_lossless_and_its_lr_at_crf_28_by_default(tmp_path, monkeypatch):
+    """--mode track: its upscale of the LR is written at DEFAULT_CRF (10) whatever --crf (here 40);
+    without --crf the LR is encoded at CRF 28 (lr_crf28.mp4). The track's folders are kept here."""
+    folders = iter([tmp_path / "given", tmp_path / "default"])
+
+    def kept_folder():
+        folder = next(folders)
+        folder.mkdir()
+        return contextlib.nullcontext(str(folder))
+
+    monkeypatch.setattr(testing_video.tempfile, "TemporaryDirectory", kept_folder)
+    video = make_video(tmp_path / "clip.mp4", 64, 48, frames=3)
+    command = ["--video", str(video), "--out", str(tmp_path / "o"), "--mode", "track", "--scale", "2"]
+    testing_video.main([*command, "--crf", "40"])
+    assert b"crf=40.0" in (tmp_path / "given" / "lr_crf40.mp4").read_bytes()
+    assert b"crf=10.0" in (tmp_path / "given" / "output_video.mp4").read_bytes()
+    testing_video.main(command)
+    assert sorted(p.name for p in (tmp_path / "default").glob("*.mp4")) == ["lr_crf28.mp4", "output_video.mp4"]
+    assert b"crf=28.0" in (tmp_path / "default" / "lr_crf28.mp4").read_bytes()
+    assert b"crf=10.0" in (tmp_path / "default" / "output_video.mp4").read_bytes()
+
+
+def test_sound_that_an_mp4_cannot_hold_is_reencoded_to_aac(tmp_path):
+    """A .mkv whose sound is mu-law PCM, which .mp4 cannot hold: --mode upscale re-encodes it to AAC
+    (stream copy failing), and the output has its frames and that sound."""
+    video = tmp_path / "clip.mkv"
+    subprocess.run(dp.ffmpeg("-y", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-f",
+                             "lavfi", "-i", "sine=frequency=440", "-frames:v", "3", "-c:v", "libx264", "-pix_fmt",
+                             "yuv420p", "-c:a", "pcm_mulaw", "-shortest", video),
+                   check=True, capture_output=True, timeout=600)  # fmt: skip
+    assert any("Audio: pcm_mulaw" in line for line in ffprobe_streams(video))
+    testing_video.main(["--video", str(video), "--out", str(tmp_path / "o"), "--mode", "upscale"])
+    written = tmp_path / "o" / "output_video.mp4"
+    assert any("Audio: aac" in line for line in ffprobe_streams(written))
+    assert frames_and_size(written) == (3, (128, 96))
+
+
+def test_size_resizes_the_upscale_by_antialiased_bicubic_and_keeps_square_pixels(tmp_path):
+    """--size 100x56 --crf 0 --no-steady on a 64x36 clip of square pixels: the output's Y is the x2
+    output's resized by an antialiased bicubic (testing.fit(), as for photos), within a grey level
+    (0.07 on average; bilinear is 0.56 off), and its pixels stay square (sar 1:1)."""
+    with testing_video.VideoWriter(tmp_path / "clip.mp4", 64, 36, 10, crf=0) as writer:
+        writer.write(np.stack([natural_image(36, 64, seed) for seed in range(2)]))
+    command = ["--video", str(tmp_path / "clip.mp4"), "--mode", "upscale", "--crf", "0", "--no-steady"]
+    testing_video.main([*command, "--out", str(tmp_path / "x2")])
+    testing_video.main([*command, "--out", str(tmp_path / "sized"), "--size", "100x56"])
+    sized = tmp_path / "sized" / "output_video.mp4"
+    assert dp.video_info(sized)["size"] == (100, 56) and dp.video_info(sized)["sar"] == "1:1"
+    upscaled = [np.round(y * 255).astype(np.uint8) for y, _ in dp.read_yuv420(tmp_path / "x2" / "output_video.mp4")]
+    written = np.stack([y * 255 for y, _ in dp.read_yuv420(sized)])
+    bicubic = np.stack([testing.fit(y, 100, 56) for y in upscaled])
+    bilinear = np.stack([np.asarray(Image.fromarray(y[..., 0]).resize((100, 56), Image.Resampling.BILINEAR))
+                         for y in upscaled])[..., None]  # fmt: skip
+    error = np.abs(written - bicubic)
+    assert error.max() <= 1.01 and error.mean() < 0.2 < np.abs(written - bilinear).mean(), error.mean()
