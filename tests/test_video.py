@@ -621,8 +621,9 @@ def test_sound_that_an_mp4_cannot_hold_is_reencoded_to_aac(tmp_path):
 
 def test_size_resizes_the_upscale_by_antialiased_bicubic_and_keeps_square_pixels(tmp_path):
     """--size 100x56 --crf 0 --no-steady on a 64x36 clip of square pixels: the output's Y is the x2
-    output's resized by an antialiased bicubic (testing.fit(), as for photos), within a grey level
-    (0.07 on average; bilinear is 0.56 off), and its pixels stay square (sar 1:1)."""
+    output's resized by an antialiased bicubic (testing.fit(), as for photos), within a fifth of a
+    grey level on average (0.07; 2 at most where rounding differs; bilinear: 0.56 on average), and
+    its pixels stay square (sar 1:1)."""
     with testing_video.VideoWriter(tmp_path / "clip.mp4", 64, 36, 10, crf=0) as writer:
         writer.write(np.stack([natural_image(36, 64, seed) for seed in range(2)]))
     command = ["--video", str(tmp_path / "clip.mp4"), "--mode", "upscale", "--crf", "0", "--no-steady"]
@@ -636,4 +637,4 @@ def test_size_resizes_the_upscale_by_antialiased_bicubic_and_keeps_square_pixels
     bilinear = np.stack([np.asarray(Image.fromarray(y[..., 0]).resize((100, 56), Image.Resampling.BILINEAR))
                          for y in upscaled])[..., None]  # fmt: skip
     error = np.abs(written - bicubic)
-    assert error.max() <= 1.01 and error.mean() < 0.2 < np.abs(written - bilinear).mean(), error.mean()
+    assert error.max() <= 3 and error.mean() < 0.2 < np.abs(written - bilinear).mean(), error.mean()
