@@ -254,21 +254,28 @@ def test_the_batch_follows_the_frame_size():
 
 
 @pytest.mark.slow
+def ctrl_c_after(monkeypatch, frames):
+    """testing_video.upscale() that counts the frames it upscales (the first list returned) and acts
+    Ctrl-C once `frames` are done, until the second list returned is emptied."""
+    upscaled, interrupt_after, real_upscale = [], [frames], testing_video.upscale
+
+    def upscale_then_ctrl_c(net, batch, **options):
+        if interrupt_after and sum(upscaled) >= interrupt_after[0]:
+            raise KeyboardInterrupt
+        upscaled.append(len(batch))
+        return real_upscale(net, batch, **options)
+
+    monkeypatch.setattr(testing_video, "upscale", upscale_then_ctrl_c)
+    return upscaled, interrupt_after
+
+
 def test_an_interrupted_upscale_goes_on_from_its_last_segment(tmp_path, monkeypatch, capsys):
     """Ctrl-C in the third segment: one line says how to go on, nothing is left at the output path;
     the same command again upscales only the frames after the two finished segments and ends with
     the video an uninterrupted run writes (frames, size, rate, aspect, sound)."""
     monkeypatch.setattr(testing_video, "SEGMENT_FRAMES", 10)
     video = make_video(tmp_path / "clip.mp4", 64, 48, frames=27, audio=True, sar="128/117")
-    upscaled, interrupt_after, real_upscale = [], [24], testing_video.upscale
-
-    def upscale_then_ctrl_c(model, frames, **options):
-        if interrupt_after and sum(upscaled) >= interrupt_after[0]:
-            raise KeyboardInterrupt
-        upscaled.append(len(frames))
-        return real_upscale(model, frames, **options)
-
-    monkeypatch.setattr(testing_video, "upscale", upscale_then_ctrl_c)
+    upscaled, interrupt_after = ctrl_c_after(monkeypatch, 24)
     command = ["--video", str(video), "--out", str(tmp_path / "out"), "--mode", "upscale", "--batch-size", "4"]
     code, err = run_main(testing_video.main, command, capsys)
     assert (code, err.strip().splitlines()[-1]) == (
@@ -547,15 +554,7 @@ def test_an_interrupted_upscale_starts_over_when_the_crf_changes(tmp_path, monke
     segment belongs to another recipe, so every frame is upscaled and encoded again, at CRF 24 only."""
     monkeypatch.setattr(testing_video, "SEGMENT_FRAMES", 4)
     video = make_video(tmp_path / "clip.mp4", 64, 48, frames=10)
-    upscaled, interrupt_after, real_upscale = [], [8], testing_video.upscale
-
-    def upscale_then_ctrl_c(net, frames, **options):
-        if interrupt_after and sum(upscaled) >= interrupt_after[0]:
-            raise KeyboardInterrupt
-        upscaled.append(len(frames))
-        return real_upscale(net, frames, **options)
-
-    monkeypatch.setattr(testing_video, "upscale", upscale_then_ctrl_c)
+    upscaled, interrupt_after = ctrl_c_after(monkeypatch, 8)
     command = ["--video", str(video), "--out", str(tmp_path / "o"), "--mode", "upscale", "--batch-size", "4"]
     assert run_main(testing_video.main, [*command, "--crf", "18"], capsys)[0] == 130
     assert [p.name for p in (tmp_path / "o" / ".output_video.mp4.segments").glob("*.ts")] == ["segment00000.ts"]
