@@ -67,13 +67,13 @@ def bicubic(images, scale=SCALE):
     convolution and depth-to-space: the same on every backend and for any traced size, and twice
     as fast as resize eagerly (the video's chroma). At the borders the taps outside the image are
     dropped and the rest renormalised, as resize does: zero padding, divided by the weights' sum."""
-    kernel = bicubic_kernel(scale)
+    taps = bicubic_kernel(scale)
+    kernel = keras.ops.cast(taps, images.dtype)
     # The weights' sum is separable: a column (N, H, 1, s^2) times a row (N, 1, W, s^2), not a third conv.
-    rows, columns = (keras.ops.cast(kernel.sum(axis, keepdims=True), images.dtype) for axis in (1, 0))
+    rows, columns = (keras.ops.cast(taps.sum(axis, keepdims=True), images.dtype) for axis in (1, 0))
     weight = keras.ops.conv(keras.ops.ones_like(images[:, :, :1, :1]), rows, padding="same") * keras.ops.conv(
         keras.ops.ones_like(images[:, :1, :, :1]), columns, padding="same"
     )
-    kernel = keras.ops.cast(kernel, images.dtype)
     planes = [
         keras.ops.depth_to_space(keras.ops.conv(images[..., c : c + 1], kernel, padding="same") / weight, scale)
         for c in range(images.shape[-1])

@@ -69,7 +69,7 @@ def tiny_dataset(tmp_path):
     return write_tiny_dataset(tmp_path / "tiny.npz")
 
 
-def make_video(path, width, height, frames, audio=False, codec="libx264", sar="1/1"):
+def make_video(path, width, height, frames, audio=False, codec="libx264", sar="1/1", audio_codec="aac"):
     """A generated test video (ffmpeg's test pattern), optionally with a sine sound track."""
     command = [
         imageio_ffmpeg.get_ffmpeg_exe(),
@@ -82,7 +82,7 @@ def make_video(path, width, height, frames, audio=False, codec="libx264", sar="1
         f"testsrc=size={width}x{height}:rate=10,setsar={sar}",
     ]
     if audio:
-        command += ["-f", "lavfi", "-i", "sine=frequency=440", "-c:a", "aac"]
+        command += ["-f", "lavfi", "-i", "sine=frequency=440", "-c:a", audio_codec]
     pixel_format = ["-pix_fmt", "yuv420p"] if codec == "libx264" else []
     command += ["-frames:v", str(frames), "-c:v", codec, *pixel_format, "-shortest", str(path)]
     subprocess.run(command, check=True, capture_output=True)

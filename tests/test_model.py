@@ -279,10 +279,32 @@ def test_schedule_lr_and_precision_flags(tiny_dataset, tmp_path):
     assert [fit.model.get_layer("head").compute_dtype for fit in (constant, cosine)] == ["bfloat16", "float32"]
 
 
+def step_fails_at(monkeypatch, call, failure):
+    """training's optimizer steps as they are, except that step number `call` returns (or raises)
+    what `failure()` does. Returns the list of the steps called."""
+    calls, real_step = [], training.keras_step
+
+    def failing_step(net, batches):
+        step = real_step(net, batches)
+
+        def counted():
+            calls.append(1)
+            return failure() if len(calls) == call else step()
+
+        return counted
+
+    monkeypatch.setattr(training, "keras_step", failing_step)
+    return calls
+
+
+def ctrl_c():
+    raise KeyboardInterrupt
+
+
 def test_a_failed_run_closes_its_log(tiny_dataset, tmp_path, monkeypatch):
     """A run that fails in its third step (a crash, Ctrl-C) has written its log's header and closed
     the file, not left it open for the garbage collector to warn about in whatever runs next."""
-    loggers, steps, real_step = [], [], training.keras_step
+    loggers = []
 
     class RecordedLogger(keras.callbacks.CSVLogger):
         def on_train_begin(self, logs=None):
@@ -290,12 +312,7 @@ def test_a_failed_run_closes_its_log(tiny_dataset, tmp_path, monkeypatch):
             super().on_train_begin(logs)
 
     monkeypatch.setattr(training.keras.callbacks, "CSVLogger", RecordedLogger)
-
-    def failing_step(net, batches):
-        step = real_step(net, batches)
-        return lambda: step() if len(steps.append(1) or steps) < 3 else exec("raise KeyboardInterrupt")
-
-    monkeypatch.setattr(training, "keras_step", failing_step)
+    steps = step_fails_at(monkeypatch, 3, ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         tiny_run(tiny_dataset, tmp_path / "failed.h5", epochs=2, steps_per_epoch=2)
     assert len(steps) == 3 and len(loggers) == 1 and loggers[0].csv_file.closed
@@ -323,13 +340,7 @@ def test_early_stopping_waits_while_psnr_rises_and_a_nan_ends_the_epoch(tiny_dat
     assert len(tiny_run(tiny_dataset, tmp_path / "up.h5", epochs=3, steps_per_epoch=1, patience=1).history["loss"]) == 3
     scripted_validation(monkeypatch, [22.0, 21.0, 20.0])
     assert len(tiny_run(tiny_dataset, tmp_path / "dn.h5", epochs=3, steps_per_epoch=1, patience=1).history["loss"]) == 2
-    calls, real_step = [], training.keras_step
-
-    def step_with_a_nan(net, batches):
-        step = real_step(net, batches)
-        return lambda: step() if len(calls.append(1) or calls) != 2 else (float("nan"), float("nan"))
-
-    monkeypatch.setattr(training, "keras_step", step_with_a_nan)
+    calls = step_fails_at(monkeypatch, 2, lambda: (float("nan"), float("nan")))
     scripted_validation(monkeypatch, [20.0])
     capsys.readouterr()
     fit = tiny_run(tiny_dataset, tmp_path / "nan.h5", epochs=2, steps_per_epoch=5)
@@ -344,13 +355,8 @@ def test_a_resumed_run_goes_on_from_its_step_with_its_best_so_far(
     command goes on from the last backup (mid-epoch, or the epoch's end), runs only the steps
     left, and keeps the saved model when its epoch scores 25, under the best so far."""
     settings = dict(epochs=2, steps_per_epoch=3, backup_every=backup_every)
-    out, calls, real_step = tmp_path / "m.h5", [], training.keras_step
-
-    def interrupted(net, batches):
-        step = real_step(net, batches)
-        return lambda: step() if len(calls.append(1) or calls) != interrupted_at else exec("raise KeyboardInterrupt")
-
-    monkeypatch.setattr(training, "keras_step", interrupted)
+    out = tmp_path / "m.h5"
+    step_fails_at(monkeypatch, interrupted_at, ctrl_c)
     scripted_validation(monkeypatch, [30.0, 25.0])
     with pytest.raises(KeyboardInterrupt):
         tiny_run(tiny_dataset, out, **settings)

@@ -424,7 +424,7 @@ def test_every_kind_of_broken_image_is_one_line_and_the_rest_go_on(tmp_path, cap
 def test_a_phones_multi_picture_jpeg_gets_the_compressed_input_model(tmp_path, capsys):
     """A phone's multi-picture JPEG (MPO, which Pillow names apart from JPEG: the plain JPEGs of the
     other tests do not reach it) is lossy: --upscale gives it the compressed-input model."""
-    pictures = [Image.fromarray((natural_image(40, 48, seed) * 255).astype(np.uint8)) for seed in (0, 1)]
+    pictures = [Image.fromarray(dp.to_uint8(natural_image(40, 48, seed))) for seed in (0, 1)]
     pictures[0].save(tmp_path / "phone.jpg", format="MPO", save_all=True, append_images=pictures[1:], quality=80)
     assert testing.describe(tmp_path / "phone.jpg")[:2] == ("MPO", 80)
     models = {"model": "clean", "model_compressed": "compressed"}

@@ -68,6 +68,12 @@ def test_experiment_mode(clip_with_sound, tmp_path, capsys):
     assert not list(out.glob(".*"))  # no partial file left
 
 
+def planes(path):
+    """(luma (N, H, W, 1), chroma (N, h, w, 2)) of all of a video's frames, as read_yuv420() gives them."""
+    luma, chroma = zip(*dp.read_yuv420(path))
+    return np.stack(luma), np.stack(chroma)
+
+
 def test_experiment_rows_and_columns_are_each_methods_output(tmp_path, capsys):
     """--crf 0 --precision float32 on real photographs: output_video.mp4 is model.h5 run directly on each
     frame's LR, input_video.mp4 the LR enlarged, side_by_side.mp4's columns LR | bilinear | model | HR,
@@ -96,9 +102,7 @@ def test_experiment_rows_and_columns_are_each_methods_output(tmp_path, capsys):
     for name, expected in [("output_video.mp4", outputs["model"]), ("input_video.mp4", enlarged),
                            ("side_by_side.mp4", columns)]:  # fmt: skip
         written = grey_frames(name)[:, -128:]  # below the titles
-        np.testing.assert_allclose(
-            written, np.round(np.clip(expected, 0, 1) * 255) / 255, atol=1.01 / 255, err_msg=name
-        )
+        np.testing.assert_allclose(written, dp.to_uint8(expected) / 255, atol=1.01 / 255, err_msg=name)
 
 
 def test_upscale_runs_the_model_given(tmp_path, capsys):
@@ -108,10 +112,10 @@ def test_upscale_runs_the_model_given(tmp_path, capsys):
     testing_video.main(["--video", str(video), "--out", str(tmp_path / "o"), "--mode", "upscale", "--model",
                         str(model.DEFAULT_MODEL), "--crf", "0", "--no-steady", "--precision", "float32"])  # fmt: skip
     assert f"model: {model.DEFAULT_MODEL}" in capsys.readouterr().out
-    luma = np.stack([y for y, _ in dp.read_yuv420(video)])
+    luma = planes(video)[0]
     expected = model.upscale(model.load_model(model.DEFAULT_MODEL), luma, precision="float32")
-    written = np.stack([y for y, _ in dp.read_yuv420(tmp_path / "o" / "output_video.mp4")])
-    np.testing.assert_allclose(written, np.round(np.clip(expected, 0, 1) * 255) / 255, atol=1.01 / 255)
+    written = planes(tmp_path / "o" / "output_video.mp4")[0]
+    np.testing.assert_allclose(written, dp.to_uint8(expected) / 255, atol=1.01 / 255)
 
 
 def test_track_rows_measure_the_decoded_files_at_its_scale_and_crf(tmp_path, monkeypatch, capsys):
@@ -166,8 +170,8 @@ def test_the_chroma_is_the_videos_own_grown_by_bicubic(tmp_path, scale, width, h
     size = (scale * width - scale * width % 2, scale * height - scale * height % 2)
     assert frames_and_size(out / "output_video.mp4") == (2, size)
     assert not any("Audio" in line for line in ffprobe_streams(out / "output_video.mp4"))
-    written = np.stack([cbcr for _, cbcr in dp.read_yuv420(out / "output_video.mp4")])
-    source = np.stack([cbcr for _, cbcr in dp.read_yuv420(video)])
+    written = planes(out / "output_video.mp4")[1]
+    source = planes(video)[1]
     error = 255 * np.abs(written - model.interpolate(source, "bicubic", scale)[:, : size[1] // 2, : size[0] // 2])
     assert error.mean() < 0.2, error.mean()  # a row or column off, or nearest neighbour: 1.4 or more
 
@@ -352,13 +356,12 @@ def test_the_pipelined_upscale_gives_the_frames_of_the_sequential_one(tmp_path):
     net = testing_video.load_model(testing_video.DEFAULT_MODEL)
     for threads in (True, False):
         testing_video.upscale_video(net, video, tmp_path / str(threads), batch_size=4, threads=threads, crf=0)
-    piped = [y for y, _ in dp.read_yuv420(tmp_path / "True" / "output_video.mp4")]
-    one_by_one = [y for y, _ in dp.read_yuv420(tmp_path / "False" / "output_video.mp4")]
+    piped, one_by_one = (planes(tmp_path / f"{threads}" / "output_video.mp4")[0] for threads in (True, False))
     assert len(piped) == len(one_by_one) == 9
     np.testing.assert_array_equal(piped, one_by_one)
-    luma = np.stack([y for y, _ in dp.read_yuv420(video)])
+    luma = planes(video)[0]
     steadied, _ = testing_video.steady(testing_video.upscale(net, luma), luma)  # one segment: steady() throughout
-    np.testing.assert_allclose(np.stack(piped), np.round(steadied * 255) / 255, atol=1.01 / 255)  # CRF 0: as written
+    np.testing.assert_allclose(piped, dp.to_uint8(steadied) / 255, atol=1.01 / 255)  # CRF 0: as written
 
 
 @pytest.mark.parametrize("where", ["decoder", "encoder"])
@@ -435,7 +438,7 @@ def test_more_than_ten_segments_join_in_their_order(tmp_path, monkeypatch):
     with testing_video.VideoWriter(tmp_path / "clip.mp4", 32, 24, 10, crf=0) as writer:
         writer.write(frames)
     testing_video.main(["--video", str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "out"), "--mode", "upscale"])
-    written = np.stack([y for y, _ in dp.read_yuv420(tmp_path / "out" / "output_video.mp4")])
+    written = planes(tmp_path / "out" / "output_video.mp4")[0]
     expected = np.stack([dp.to_luma(frame).repeat(2, 0).repeat(2, 1) for frame in frames])
     distances = np.abs(written[:, None] - expected[None]).mean(axis=(2, 3, 4))
     assert len(written) == 13 and list(distances.argmin(axis=1)) == list(range(13))
@@ -502,12 +505,12 @@ def test_steady_starts_afresh_at_each_segment(tmp_path, monkeypatch):
     video = write_luma_video(tmp_path / "still.mp4", luma)
     testing_video.main(["--video", str(video), "--out", str(tmp_path / "o"), "--mode", "upscale", "--model",
                         str(model.DEFAULT_MODEL), "--crf", "0", "--precision", "float32"])  # fmt: skip
-    lr = np.stack([y for y, _ in dp.read_yuv420(video)])
+    lr = planes(video)[0]
     np.testing.assert_array_equal(lr[..., 0], luma / np.float32(255))
     sr = model.upscale(model.load_model(model.DEFAULT_MODEL), lr, precision="float32")
     expected = np.concatenate([testing_video.steady(sr[:2], lr[:2])[0], testing_video.steady(sr[2:], lr[2:])[0]])
-    written = np.stack([y for y, _ in dp.read_yuv420(tmp_path / "o" / "output_video.mp4")])
-    error = 255 * np.abs(written - np.round(np.clip(expected, 0, 1) * 255) / 255)
+    written = planes(tmp_path / "o" / "output_video.mp4")[0]
+    error = 255 * np.abs(written - dp.to_uint8(expected) / 255)
     assert error.max() <= 1.01 and error[2].mean() < 0.1, error[2].mean()  # blended across: ~1 grey level
 
 
@@ -575,10 +578,10 @@ def test_an_odd_upscaled_side_loses_its_last_pixel(tmp_path):
     x3 = model.CLEAN_MODELS[3]
     testing_video.main(["--video", str(video), "--out", str(tmp_path / "o"), "--mode", "upscale", "--scale", "3",
                         "--model", str(x3), "--crf", "0", "--no-steady", "--precision", "float32"])  # fmt: skip
-    luma = np.stack([y for y, _ in dp.read_yuv420(video)])
+    luma = planes(video)[0]
     expected = model.upscale(model.load_model(x3, 3), luma, precision="float32")[:, :572, :764]
-    written = np.stack([y for y, _ in dp.read_yuv420(tmp_path / "o" / "output_video.mp4")])
-    np.testing.assert_allclose(written, np.round(np.clip(expected, 0, 1) * 255) / 255, atol=1.01 / 255)
+    written = planes(tmp_path / "o" / "output_video.mp4")[0]
+    np.testing.assert_allclose(written, dp.to_uint8(expected) / 255, atol=1.01 / 255)
 
 
 def test_the_track_encodes_its_upscale_near_lossless_and_its_lr_at_crf_28_by_default(tmp_path, monkeypatch):
@@ -606,11 +609,7 @@ def test_the_track_encodes_its_upscale_near_lossless_and_its_lr_at_crf_28_by_def
 def test_sound_that_an_mp4_cannot_hold_is_reencoded_to_aac(tmp_path):
     """A .mkv whose sound is mu-law PCM, which .mp4 cannot hold: --mode upscale re-encodes it to AAC
     (stream copy failing), and the output has its frames and that sound."""
-    video = tmp_path / "clip.mkv"
-    subprocess.run(dp.ffmpeg("-y", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-f",
-                             "lavfi", "-i", "sine=frequency=440", "-frames:v", "3", "-c:v", "libx264", "-pix_fmt",
-                             "yuv420p", "-c:a", "pcm_mulaw", "-shortest", video),
-                   check=True, capture_output=True, timeout=600)  # fmt: skip
+    video = make_video(tmp_path / "clip.mkv", 64, 48, frames=3, audio=True, audio_codec="pcm_mulaw")
     assert any("Audio: pcm_mulaw" in line for line in ffprobe_streams(video))
     testing_video.main(["--video", str(video), "--out", str(tmp_path / "o"), "--mode", "upscale"])
     written = tmp_path / "o" / "output_video.mp4"
@@ -630,8 +629,8 @@ def test_size_resizes_the_upscale_by_antialiased_bicubic_and_keeps_square_pixels
     testing_video.main([*command, "--out", str(tmp_path / "sized"), "--size", "100x56"])
     sized = tmp_path / "sized" / "output_video.mp4"
     assert dp.video_info(sized)["size"] == (100, 56) and dp.video_info(sized)["sar"] == "1:1"
-    upscaled = [np.round(y * 255).astype(np.uint8) for y, _ in dp.read_yuv420(tmp_path / "x2" / "output_video.mp4")]
-    written = np.stack([y * 255 for y, _ in dp.read_yuv420(sized)])
+    upscaled = dp.to_uint8(planes(tmp_path / "x2" / "output_video.mp4")[0])
+    written = planes(sized)[0] * 255
     bicubic = np.stack([testing.fit(y, 100, 56) for y in upscaled])
     bilinear = np.stack([np.asarray(Image.fromarray(y[..., 0]).resize((100, 56), Image.Resampling.BILINEAR))
                          for y in upscaled])[..., None]  # fmt: skip

@@ -11,6 +11,7 @@ on one with AVX-512: ONEDNN_MAX_CPU_ISA=AVX2 and --precision float32.
 """
 
 import argparse
+import functools
 import subprocess
 import sys
 import tempfile
@@ -48,7 +49,8 @@ def main():
     width, height = dp.video_info(args.video)["size"]
     luma = np.stack([y for y, _ in dp.read_yuv420(args.video)])
     at_once = testing_video.frames_at_once(width, height, args.batch_size)
-    model.upscale(net, luma[:at_once], precision=args.precision)  # warm-up: tracing
+    upscale = functools.partial(model.upscale, net, precision=args.precision)
+    upscale(luma[:at_once])  # warm-up: tracing
     with tempfile.TemporaryDirectory() as out:
         options = dict(crf=args.crf, preset=args.preset, threads=not args.sequential, precision=args.precision)
         count, end_to_end = timed(lambda: testing_video.upscale_video(net, args.video, out, args.batch_size, **options))
@@ -61,11 +63,7 @@ def main():
             return timed(lambda: subprocess.run(command, check=True))[1]
 
         same, defaults = ffmpeg_alone(args.crf, args.preset), ffmpeg_alone(23, "medium")
-    _, network = timed(
-        lambda: [
-            model.upscale(net, luma[i : i + at_once], precision=args.precision) for i in range(0, len(luma), at_once)
-        ]
-    )
+    _, network = timed(lambda: [upscale(luma[i : i + at_once]) for i in range(0, len(luma), at_once)])
     name = "tiny network" if args.tiny else args.model.name
     print(f"{args.video.name}: {count} frames of {width}x{height} -> x{scale}, {name}, CRF {args.crf} {args.preset}")
     print(f"end to end ({'sequential' if args.sequential else 'pipelined'}): {count / end_to_end:6.2f} frames/s")
