@@ -449,18 +449,19 @@ def shrink(image, max_side=MAX_SIDE):
     return resize_bicubic(image, *shape).clip(0, 1)
 
 
-def hr_patches(luma, mode, size=HR_SIZE):
-    """HR patches (n, size, size, 1) of one grey image: whole-image resize or non-overlapping crops."""
+def hr_patches(luma, mode, size=HR_SIZE, max_side=MAX_SIDE):
+    """HR patches (n, size, size, 1) of one grey image: whole-image resize or non-overlapping crops
+    (of the image shrunk to at most `max_side`)."""
     if mode == "resize":
         return resize(luma, (size, size), order=3, anti_aliasing=True)[None].clip(0, 1)
-    luma = shrink(luma)
+    luma = shrink(luma, max_side)
     rows, cols = luma.shape[0] // size, luma.shape[1] // size
     tiles = luma[: rows * size, : cols * size, 0]
     tiles = tiles.reshape(rows, size, cols, size).swapaxes(1, 2).reshape(-1, size, size, 1)
     return tiles[tiles.std(axis=(1, 2, 3)) >= MIN_CROP_STD]
 
 
-def usable_patches(path, mode, size=HR_SIZE):
+def usable_patches(path, mode, size=HR_SIZE, max_side=MAX_SIDE):
     """(uint8 HR patches of one file, None) or (None, why it is skipped)."""
     try:
         image = read_image(path)
@@ -468,13 +469,13 @@ def usable_patches(path, mode, size=HR_SIZE):
         return None, f"skipped {error}"
     if min(image.shape[:2]) < size:
         return None, f"skipped {path}: {image.shape[1]}x{image.shape[0]} is smaller than {size}x{size}"
-    patches = hr_patches(to_luma(image), mode, size)
+    patches = hr_patches(to_luma(image), mode, size, max_side)
     if not len(patches):
         return None, f"skipped {path}: no {size}x{size} crop with enough detail"
     return np.round(patches * 255).astype(np.uint8), None
 
 
-def patches_per_file(files, mode="crops", progress=True, spill=None, size=HR_SIZE):
+def patches_per_file(files, mode="crops", progress=True, spill=None, size=HR_SIZE, max_side=MAX_SIDE):
     """{file: uint8 HR patches (n, size, size, 1)} for the usable files, decoded on parallel threads;
     each unusable one is skipped with a warning. With `spill` (a folder), the patches are written to
     one file there and the dict holds views of it: memory stays bounded however many files there are."""
@@ -488,7 +489,7 @@ def patches_per_file(files, mode="crops", progress=True, spill=None, size=HR_SIZ
         for start in range(0, len(files), 64):  # a few files in flight at a time: bounded memory
             chunk = files[start : start + 64]
             for path, ((patches, problem), _, warnings) in zip(
-                chunk, pool.map(lambda path: in_worker(usable_patches, path, mode, size), chunk)
+                chunk, pool.map(lambda path: in_worker(usable_patches, path, mode, size, max_side), chunk)
             ):
                 bar.update()
                 for message in warnings:

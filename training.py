@@ -707,6 +707,7 @@ def run(config, build=None):
         best = state["best"]
     elif out.is_file():  # continuing: out is replaced only by a model better than the one we start from
         best = validate(model, *validation, LOSSES[config.loss])["val_psnr"]
+        print(f"{out} before this run: val_psnr {best:.2f}", flush=True)
     else:
         best = -np.inf
     checkpoint = BestCheckpoint(out, best=best)

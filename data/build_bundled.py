@@ -2,6 +2,7 @@
 
     python data/build_bundled.py          # (or: python data_preparation.py) -> data/images.npz, ...
     python data/build_bundled.py --all --out /tmp/images_all.npz   # every training crop (~60 MB)
+    python data/build_bundled.py --tile 192 --max-side 2048 --out /tmp/large.npz  # more detail, x4
 
 This file is the bundled data's provenance: which installed files are used (SOURCES, GCOMPRIS,
 VIDEO_SOURCE), which are left out and why, and the reader of the Qt resource bundles in which
@@ -25,12 +26,14 @@ from data_preparation import (  # noqa: E402
     DATA_DIR,
     DEFAULT_DATASET,
     HR_SIZE,
+    MAX_SIDE,
     REPO,
     SAMPLE_VIDEO,
     DataError,
     dataset_from_patches,
     markdown_table,
     patches_per_file,
+    read_image,
     save_dataset,
     test_sources,
     warn,
@@ -219,19 +222,28 @@ def write_credits(credits):
     write_bytes(GCOMPRIS_CREDITS, ("\n".join(lines) + "\n").encode())
 
 
-def rebuild_bundled(progress=True, out=DEFAULT_DATASET, every_crop=False, tile=HR_SIZE):
+def larger_than(files, side):
+    """The files whose longer side is over `side` pixels."""
+    return [path for path in files if max(read_image(path).shape[:2]) > side]
+
+
+def rebuild_bundled(progress=True, out=DEFAULT_DATASET, every_crop=False, tile=HR_SIZE, max_side=MAX_SIDE):
     """data/images.npz, its credits and the sample video; with `every_crop`, all training crops
     (not only the 2,980 that fit in data/) and the same test split, to `out` alone; with `tile`,
-    HR crops of that side (larger training patches for x3 / x4) from the same photographs."""
+    HR crops of that side (larger training patches for x3 / x4) from the same photographs; with
+    `max_side` over MAX_SIDE, only the photographs larger than MAX_SIDE (not GCompris' WebP ones,
+    sharp only when shrunk), shrunk to at most `max_side`: crops with finer detail, to add."""
     credits = gcompris_photos()
     files = source_files() + [photo for photo, _ in credits]
     if not files:
         raise DataError("no source photograph is installed (see data/SOURCES.md)")
     test = None
-    if tile != HR_SIZE:  # the bundled split's test photographs, whatever the tiles
+    if tile != HR_SIZE or max_side != MAX_SIDE:  # the bundled split's test photographs, whatever the crops
         test = test_sources(patches_per_file(files, "crops", progress), BUNDLED_TEST_FRACTION)
+    if max_side != MAX_SIDE:
+        files = larger_than(source_files(), MAX_SIDE)
     dataset = dataset_from_patches(
-        patches_per_file(files, "crops", progress, size=tile),
+        patches_per_file(files, "crops", progress, size=tile, max_side=max_side),
         BUNDLED_TEST_FRACTION,
         max_train=None if every_crop else BUNDLED_MAX_TRAIN,
         test=test,
@@ -322,10 +334,20 @@ def main(argv=None):
         default=HR_SIZE,
         help="side of the HR crops; larger ones (192) give x4 training 48-pixel LR patches",
     )
+    parser.add_argument(
+        "--max-side",
+        type=int,
+        default=MAX_SIDE,
+        help=f"over {MAX_SIDE}: only the photographs larger than {MAX_SIDE} px, shrunk to at most this "
+        "(finer detail; a dataset to add to the others)",
+    )
     args = parser.parse_args(argv)
-    if args.tile != HR_SIZE and args.out.resolve() == DEFAULT_DATASET.resolve():
+    if args.max_side <= MAX_SIDE and args.max_side != MAX_SIDE:
+        parser.error(f"--max-side must be over {MAX_SIDE} (the bundled crops' own)")
+    if (args.tile != HR_SIZE or args.max_side != MAX_SIDE) and args.out.resolve() == DEFAULT_DATASET.resolve():
         parser.error(
-            f"--tile needs --out elsewhere than {DEFAULT_DATASET.relative_to(REPO)}: the bundled crops are {HR_SIZE}"
+            f"--tile and --max-side need --out elsewhere than {DEFAULT_DATASET.relative_to(REPO)}: "
+            f"the bundled crops are {HR_SIZE} of photographs of at most {MAX_SIDE} px"
         )
     if args.all and args.out.resolve() == DEFAULT_DATASET.resolve():
         parser.error(
@@ -333,7 +355,7 @@ def main(argv=None):
             "about 60 MB, over data/'s 40 MB"
         )
     try:
-        rebuild_bundled(out=args.out, every_crop=args.all, tile=args.tile)
+        rebuild_bundled(out=args.out, every_crop=args.all, tile=args.tile, max_side=args.max_side)
     except DataError as error:
         sys.exit(f"error: {error}")
 

@@ -98,6 +98,33 @@ def test_larger_tiles_come_from_the_bundled_splits_photographs(tmp_path, monkeyp
         build_bundled.main(["--tile", "192"])
 
 
+def test_max_side_adds_finer_crops_of_the_large_photographs_only(tmp_path, monkeypatch):
+    """build_bundled --max-side 2048: crops of only the photographs over 1024 px (the others' crops
+    are the bundled ones already), shrunk to at most 2048 instead of 1024; the test crops are those
+    of the bundled split's test photographs."""
+    sizes = [(700, 1300), (1200, 500), (2400, 600), (400, 400), (300, 500), (360, 360)]
+    for seed, (height, width) in enumerate(sizes):
+        iio.imwrite(tmp_path / f"p{seed}.png", (natural_image(height, width, seed) * 255).astype(np.uint8))
+    monkeypatch.setattr(build_bundled, "SOURCES", [("photos", "make them", str(tmp_path), ["*.png"])])
+    monkeypatch.setattr(build_bundled, "GCOMPRIS", ("none", "apt-get install none", str(tmp_path / "no"), []))
+    monkeypatch.setattr(build_bundled, "BUNDLED_TEST_FRACTION", 0.3)
+    build_bundled.main(["--out", str(tmp_path / "fine.npz"), "--all", "--max-side", "2048"])
+    _, y_train, _, y_test = dp.load_dataset(tmp_path / "fine.npz")
+    files = build_bundled.source_files()
+    test = dp.test_sources(dp.patches_per_file(files, progress=False), 0.3)
+    large = dp.patches_per_file(files[:3], progress=False, max_side=2048)
+    whole = dp.to_luma(dp.read_image(files[0]))[:640, :1280, 0]  # 1300 px: not shrunk, cut into 5 x 10 tiles
+    tiles = whole.reshape(5, 128, 10, 128).swapaxes(1, 2).reshape(-1, 128, 128, 1)
+    np.testing.assert_array_equal(large[files[0]], dp.to_uint8(tiles[tiles.std(axis=(1, 2, 3)) >= 12 / 255]))
+    in_test = [path for path in sorted(test, key=str) if path in large]
+    expected = np.concatenate([large[path] for path in in_test]) if in_test else np.zeros((0, 128, 128, 1))
+    np.testing.assert_array_equal(y_test, expected / np.float32(255))
+    assert len(y_train) == sum(map(len, large.values())) - len(expected) > 0
+    for wrong in (["--out", str(tmp_path / "x.npz"), "--max-side", "512"], ["--max-side", "2048"]):
+        with pytest.raises(SystemExit):
+            build_bundled.main(wrong)
+
+
 @pytest.mark.parametrize("scale", [3, 4])
 def test_training_patches_at_a_scale_are_pairs(tiny_dataset, scale):
     """Each LR patch is degrade() of its HR patch (the same crop, flip and rotation), away from the
