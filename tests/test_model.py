@@ -519,12 +519,13 @@ def test_the_stream_of_tiles_holds_a_bounded_buffer_whatever_the_number_of_files
 
 
 @pytest.mark.slow
-def test_training_cli_continues_a_model_and_keeps_the_better_one(tiny_dataset, tmp_path):
+def test_training_cli_continues_a_model_and_keeps_the_better_one(tiny_dataset, tmp_path, capsys):
     net = scrambled(model.build_model(**TINY))
     training.save_model(net, tmp_path / "m.h5")
     before = (tmp_path / "m.h5").stat().st_mtime_ns
     common = ["--model", str(tmp_path / "m.h5"), "--data", str(tiny_dataset), "--history", str(tmp_path / "h.csv")]
     training.main([*common, *"--epochs 2 --batch-size 8 --patch 24 --precision float32".split()])
+    best = re.search(r"best validation PSNR (\S+) dB", capsys.readouterr().out)[1]
     assert (tmp_path / "m.h5").stat().st_mtime_ns != before  # better than the untrained start, so replaced
     assert len((tmp_path / "h.csv").read_text().splitlines()) == 3
     # Continuing never replaces a model by a worse one: with a learning rate of zero no epoch can
@@ -533,6 +534,7 @@ def test_training_cli_continues_a_model_and_keeps_the_better_one(tiny_dataset, t
     training.main([*common, *"--epochs 1 --lr 0 --batch-size 8 --patch 24 --precision float32".split()])
     after = (tmp_path / "m.h5").stat()  # not even rewritten: each write is a new file renamed into place
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert f"{tmp_path / 'm.h5'} before this run: val_psnr {best}" in capsys.readouterr().out  # the saved best
     # One log for the model: each run a stage of it, its configuration recorded beside it.
     assert [line.split(",")[4] for line in (tmp_path / "h.csv").read_text().splitlines()] == ["stage", "1", "1", "2"]
     stages = json.loads((tmp_path / "h.json").read_text())
