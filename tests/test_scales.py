@@ -74,16 +74,22 @@ def test_the_bundled_pairs_serve_every_scale(tiny_dataset):
     assert x4[0].shape[1:] == (32, 32, 1) and np.array_equal(x4[0], dp.degrade(x4[1], 4))
 
 
+def photographs_as_the_only_source(folder, monkeypatch, sizes):
+    """build_bundled's sources replaced by photographs of these (height, width) in `folder`, 30 % for testing."""
+    for seed, (height, width) in enumerate(sizes):
+        iio.imwrite(folder / f"p{seed}.png", (natural_image(height, width, seed) * 255).astype(np.uint8))
+    monkeypatch.setattr(build_bundled, "SOURCES", [("photos", "make them", str(folder), ["*.png"])])
+    monkeypatch.setattr(build_bundled, "GCOMPRIS", ("none", "apt-get install none", str(folder / "no"), []))
+    monkeypatch.setattr(build_bundled, "BUNDLED_TEST_FRACTION", 0.3)
+
+
 def test_larger_tiles_come_from_the_bundled_splits_photographs(tmp_path, monkeypatch):
     """build_bundled --tile 192 (48-pixel LR at x4): 192-pixel crops of the same photographs, the
     test ones from the photographs of the 128-pixel split's test crops, not from a split of its own
     (which, for these photographs, would take one fewer)."""
-    sizes = [(400, 400), (260, 260), (200, 520), (390, 200), (590, 200), (200, 200)]
-    for seed, (height, width) in enumerate(sizes):
-        iio.imwrite(tmp_path / f"p{seed}.png", (natural_image(height, width, seed) * 255).astype(np.uint8))
-    monkeypatch.setattr(build_bundled, "SOURCES", [("photos", "make them", str(tmp_path), ["*.png"])])
-    monkeypatch.setattr(build_bundled, "GCOMPRIS", ("none", "apt-get install none", str(tmp_path / "no"), []))
-    monkeypatch.setattr(build_bundled, "BUNDLED_TEST_FRACTION", 0.3)
+    photographs_as_the_only_source(
+        tmp_path, monkeypatch, [(400, 400), (260, 260), (200, 520), (390, 200), (590, 200), (200, 200)]
+    )
     build_bundled.main(["--out", str(tmp_path / "large.npz"), "--all", "--tile", "192"])
     x_train, y_train, x_test, y_test = dp.load_dataset(tmp_path / "large.npz")
     assert y_train.shape[1:] == y_test.shape[1:] == (192, 192, 1) and x_train.shape[1:] == (96, 96, 1)
@@ -102,12 +108,9 @@ def test_max_side_adds_finer_crops_of_the_large_photographs_only(tmp_path, monke
     """build_bundled --max-side 2048: crops of only the photographs over 1024 px (the others' crops
     are the bundled ones already), shrunk to at most 2048 instead of 1024; the test crops are those
     of the bundled split's test photographs."""
-    sizes = [(700, 1300), (1200, 500), (2400, 600), (400, 400), (300, 500), (360, 360)]
-    for seed, (height, width) in enumerate(sizes):
-        iio.imwrite(tmp_path / f"p{seed}.png", (natural_image(height, width, seed) * 255).astype(np.uint8))
-    monkeypatch.setattr(build_bundled, "SOURCES", [("photos", "make them", str(tmp_path), ["*.png"])])
-    monkeypatch.setattr(build_bundled, "GCOMPRIS", ("none", "apt-get install none", str(tmp_path / "no"), []))
-    monkeypatch.setattr(build_bundled, "BUNDLED_TEST_FRACTION", 0.3)
+    photographs_as_the_only_source(
+        tmp_path, monkeypatch, [(700, 1300), (1200, 500), (2400, 600), (400, 400), (300, 500), (360, 360)]
+    )
     build_bundled.main(["--out", str(tmp_path / "fine.npz"), "--all", "--max-side", "2048"])
     _, y_train, _, y_test = dp.load_dataset(tmp_path / "fine.npz")
     files = build_bundled.source_files()
