@@ -20,6 +20,8 @@ import sys
 import zlib
 from pathlib import Path
 
+from PIL import Image
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo's scripts
 
 from data_preparation import (  # noqa: E402
@@ -33,7 +35,6 @@ from data_preparation import (  # noqa: E402
     dataset_from_patches,
     markdown_table,
     patches_per_file,
-    read_image,
     save_dataset,
     test_sources,
     warn,
@@ -223,8 +224,12 @@ def write_credits(credits):
 
 
 def larger_than(files, side):
-    """The files whose longer side is over `side` pixels."""
-    return [path for path in files if max(read_image(path).shape[:2]) > side]
+    """The image files whose longer side is over `side` pixels (read from their headers alone)."""
+    sizes = {}
+    for path in files:
+        with Image.open(path) as image:
+            sizes[path] = max(image.size)
+    return [path for path in files if sizes[path] > side]
 
 
 def rebuild_bundled(progress=True, out=DEFAULT_DATASET, every_crop=False, tile=HR_SIZE, max_side=MAX_SIDE):
@@ -342,8 +347,8 @@ def main(argv=None):
         "(finer detail; a dataset to add to the others)",
     )
     args = parser.parse_args(argv)
-    if args.max_side <= MAX_SIDE and args.max_side != MAX_SIDE:
-        parser.error(f"--max-side must be over {MAX_SIDE} (the bundled crops' own)")
+    if args.max_side < MAX_SIDE:
+        parser.error(f"--max-side must be at least {MAX_SIDE} (the bundled crops' own)")
     if (args.tile != HR_SIZE or args.max_side != MAX_SIDE) and args.out.resolve() == DEFAULT_DATASET.resolve():
         parser.error(
             f"--tile and --max-side need --out elsewhere than {DEFAULT_DATASET.relative_to(REPO)}: "
