@@ -565,7 +565,7 @@ def upscale_models(args):
     return functools.cache(lambda scale: load_models(None, scale)), scales
 
 
-def main(argv=None):
+def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     task = parser.add_mutually_exclusive_group()
     task.add_argument(
@@ -639,36 +639,45 @@ def main(argv=None):
         parser.error("--size and --width go with --upscale")
     if args.width is not None and args.width < 1:
         parser.error(f"--width must be at least 1, got {args.width}")
+    return args
+
+
+def run(args):
+    """Upscale the files, run the benchmark, or evaluate the test split, as the arguments say."""
+    if any(not 1 <= quality <= 100 for quality in args.jpeg):
+        raise DataError(f"--jpeg: qualities must be in 1-100, got {' '.join(map(str, args.jpeg))}")
+    missing = [folder for folder in args.benchmark or [] if not Path(folder).is_dir()]
+    if missing:
+        raise DataError(f"{missing[0]}: no such folder")
+    if args.upscale:
+        models_at, scales = upscale_models(args)
+        output_folder(args.out, args.out)
+        errors, files = upscale_files(models_at, args.upscale, args.out, args.self_ensemble, args.precision,
+                                      args.model, scales, args.size, args.width)  # fmt: skip
+        if errors:
+            sys.exit(f"error: {len(errors)} of {files} files failed: " + "; ".join(errors))
+        return
+    models = load_models(args.model, args.scale)
+    scale = model_scale(models["model"])
+    output_folder(args.results, args.results)
+    if args.benchmark:
+        rows = benchmark(models, args.benchmark, args.jpeg, args.self_ensemble, args.precision, scale)
+        name = ("robustness" if args.sweep else "benchmark") + ("" if scale == SCALE else f"_x{scale}")
+        summary = write_benchmark(rows, args.benchmark, args.results, name, scale)
+        if args.sweep:
+            draw_robustness(summary, args.results, args.show, scale)
+    else:
+        evaluate_test_split(models, args.data, args.results, args.self_ensemble, args.show, args.precision,
+                            seed=args.model is None, scale=scale)  # fmt: skip
+
+
+def main(argv=None):
+    args = parse_arguments(argv)
     print(backend_line(args.precision))
     if args.show:
         plt.switch_backend(matplotlib.rcParamsDefault["backend"])
     try:
-        if any(not 1 <= quality <= 100 for quality in args.jpeg):
-            raise DataError(f"--jpeg: qualities must be in 1-100, got {' '.join(map(str, args.jpeg))}")
-        missing = [folder for folder in args.benchmark or [] if not Path(folder).is_dir()]
-        if missing:
-            raise DataError(f"{missing[0]}: no such folder")
-        written = args.out if args.upscale else args.results
-        if args.upscale:
-            models_at, scales = upscale_models(args)
-            output_folder(written, written)
-            errors, files = upscale_files(models_at, args.upscale, args.out, args.self_ensemble, args.precision,
-                                          args.model, scales, args.size, args.width)  # fmt: skip
-            if errors:
-                sys.exit(f"error: {len(errors)} of {files} files failed: " + "; ".join(errors))
-            return
-        models = load_models(args.model, args.scale)
-        scale = model_scale(models["model"])
-        output_folder(written, written)
-        if args.benchmark:
-            rows = benchmark(models, args.benchmark, args.jpeg, args.self_ensemble, args.precision, scale)
-            name = ("robustness" if args.sweep else "benchmark") + ("" if scale == SCALE else f"_x{scale}")
-            summary = write_benchmark(rows, args.benchmark, args.results, name, scale)
-            if args.sweep:
-                draw_robustness(summary, args.results, args.show, scale)
-        else:
-            evaluate_test_split(models, args.data, args.results, args.self_ensemble, args.show, args.precision,
-                                seed=args.model is None, scale=scale)  # fmt: skip
+        run(args)
     except DataError as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:

@@ -82,6 +82,7 @@ METHODS = ("skimage_bilinear", "skimage_bicubic", "model")
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 DEFAULT_CRF, DEFAULT_PRESET = 10, "medium"  # near-lossless: the experiment's videos, the video track's output
 UPSCALE_CRF, UPSCALE_PRESET = 14, "veryfast"  # --mode upscale: 1.5-1.7x faster, 45 % smaller (results/README.md)
+TRACK_CRF = 28  # --mode track: the LR's encoding, the benchmark's video track
 
 
 def batches(frames, size):
@@ -544,7 +545,7 @@ def default_model(mode, scale, source_size, size):
     return compressed if compressed and compressed.is_file() else CLEAN_MODELS[scale]
 
 
-def main(argv=None):
+def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", type=Path, default=SAMPLE_VIDEO, help="input video (default: the bundled sample)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="output folder (default: results/)")
@@ -574,7 +575,7 @@ def main(argv=None):
         type=int,
         default=None,
         help=f"libx264 CRF of the written videos (default: {UPSCALE_CRF} for upscale, {DEFAULT_CRF} for experiment); "
-        "track: of the LR (default: 28)",
+        f"track: of the LR (default: {TRACK_CRF})",
     )
     parser.add_argument(
         "--preset",
@@ -602,28 +603,38 @@ def main(argv=None):
         parser.error("--size and --width go with --mode upscale")
     if args.mode == "experiment" and args.scale not in (None, SCALE):
         parser.error(f"--mode experiment is the original x{SCALE} experiment: --scale goes with upscale and track")
+    return args
+
+
+def run(args):
+    """Run the --mode asked for on --video, each with its own defaults of CRF and preset."""
+    if args.crf is not None and not 0 <= args.crf <= 51:
+        raise DataError(f"--crf must be in 0-51, got {args.crf}")
+    info = video_info(args.video)  # a one-line error for a file that is not a video, before any writing
+    output_folder(args.out, args.out)
+    size = even_size(*info["size"][::-1], args.size, args.width) if args.mode == "upscale" else None
+    model_path = args.model or default_model(args.mode, args.scale, info["size"], size)
+    model = load_model(model_path, args.scale)
+    print(f"model: {model_path}")
+    if args.mode == "experiment":
+        crf = DEFAULT_CRF if args.crf is None else args.crf
+        preset = args.preset or DEFAULT_PRESET
+        experiment(model, args.video, args.out, args.frame, args.batch_size, crf, args.precision, preset)
+    elif args.mode == "upscale":
+        crf = UPSCALE_CRF if args.crf is None else args.crf
+        preset = args.preset or UPSCALE_PRESET
+        upscale_video(model, args.video, args.out, args.batch_size, crf, args.precision, size, preset,
+                      steadier=args.steady)  # fmt: skip
+    else:
+        crf = TRACK_CRF if args.crf is None else args.crf
+        video_track(model, args.video, crf, args.batch_size, args.precision, args.steady)
+
+
+def main(argv=None):
+    args = parse_arguments(argv)
     print(backend_line(args.precision))
     try:
-        if args.crf is not None and not 0 <= args.crf <= 51:
-            raise DataError(f"--crf must be in 0-51, got {args.crf}")
-        info = video_info(args.video)  # a one-line error for a file that is not a video, before any writing
-        output_folder(args.out, args.out)
-        size = even_size(*info["size"][::-1], args.size, args.width) if args.mode == "upscale" else None
-        model_path = args.model or default_model(args.mode, args.scale, info["size"], size)
-        model = load_model(model_path, args.scale)
-        print(f"model: {model_path}")
-        if args.mode == "experiment":
-            crf = DEFAULT_CRF if args.crf is None else args.crf
-            preset = args.preset or DEFAULT_PRESET
-            experiment(model, args.video, args.out, args.frame, args.batch_size, crf, args.precision, preset)
-        elif args.mode == "upscale":
-            crf = UPSCALE_CRF if args.crf is None else args.crf
-            preset = args.preset or UPSCALE_PRESET
-            upscale_video(model, args.video, args.out, args.batch_size, crf, args.precision, size, preset,
-                          steadier=args.steady)  # fmt: skip
-        else:
-            video_track(model, args.video, 28 if args.crf is None else args.crf, args.batch_size, args.precision,
-                        args.steady)  # fmt: skip
+        run(args)
     except DataError as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:
