@@ -339,10 +339,12 @@ def steady(sr, lr, before=None, blend=STEADY_BLEND, change=STEADY_CHANGE):
     that detail the network draws afresh on a still scene does not come and go. Returns (the
     outputs, (the last LR, its output): `before` for the next call)."""
     scale, out = sr.shape[1] // lr.shape[1], sr.copy()
+    height, width = lr.shape[1:3]
     for t in range(len(out)):
-        if before is not None:
-            still = np.abs(lr[t] - before[0]).repeat(scale, 0).repeat(scale, 1) < change
-            out[t] = np.where(still, (1 - blend) * out[t] + blend * before[1], out[t])
+        if before is not None:  # the weight at LR size, spread over each pixel's scale x scale outputs by broadcasting
+            weight = np.where(np.abs(lr[t] - before[0]) < change, np.float32(blend), np.float32(0))
+            pixels = out[t].reshape(height, scale, width, scale)
+            pixels += weight.reshape(height, 1, width, 1) * (before[1].reshape(pixels.shape) - pixels)
         before = lr[t], out[t]
     return out, before
 

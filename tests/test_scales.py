@@ -172,11 +172,13 @@ def test_a_tiny_network_learns_and_beats_bicubic_at_its_scale(photo_tiles, tmp_p
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_bicubic_is_resizes_antialiased_bicubic_eagerly_and_in_a_graph_of_any_size(scale):
-    """The skip and the chroma's bicubic, a convolution, is keras.ops.image.resize's antialiased
-    bicubic, borders included, for several channels, and so in a network traced for any size."""
+    """The skip's bicubic, a convolution, is keras.ops.image.resize's antialiased bicubic, borders
+    included, for several channels, and so in a network traced for any size; interpolate()'s
+    (Pillow's, the chroma's and the baselines') is the same, clipped to [0, 1]."""
     images = np.stack([natural_image(23, 30, seed) for seed in range(2)])
     reference = keras.ops.image.resize(images, (23 * scale, 30 * scale), "bicubic", antialias=True)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model.bicubic(images, scale)), reference, atol=1e-5)
+    np.testing.assert_allclose(model.interpolate(images, "bicubic", scale), np.clip(reference, 0, 1), atol=1e-5)
     inputs = keras.Input((None, None, 1))
     skip = keras.Model(inputs, model.Bicubic(scale)(inputs))
     np.testing.assert_allclose(skip.predict_on_batch(images[..., :1]), reference[..., :1], atol=1e-5)
