@@ -65,8 +65,8 @@ def bicubic(images, scale=SCALE):
     """x`scale` bicubic upsampling of (N, H, W, C), as the field's benchmark does it (a backend
     tensor): keras.ops.image.resize's antialiased "bicubic" within float error (a test), as a
     convolution and depth-to-space: the same on every backend and for any traced size (the
-    network's skip). At the borders the taps outside the image are
-    dropped and the rest renormalised, as resize does: zero padding, divided by the weights' sum."""
+    network's skip). At the borders the taps outside the image are dropped and the rest
+    renormalised, as resize does: zero padding, divided by the weights' sum."""
     taps = bicubic_kernel(scale)
     kernel = keras.ops.cast(taps, images.dtype)
     # The weights' sum is separable: a column (N, H, 1, s^2) times a row (N, 1, W, s^2), not a third conv.
