@@ -804,3 +804,14 @@ def test_onnx_export_computes_what_keras_does(tmp_path):
         out = session.run(None, {"lr": x})[0]
         assert out.shape == (len(x), 2 * x.shape[1], 2 * x.shape[2], 1)
         np.testing.assert_allclose(out, net.predict_on_batch(x), atol=1e-3)
+
+
+def test_upscale_clips_what_the_network_gives_to_the_unit_range():
+    net = model.build_model(width=8, blocks=1)
+    layer = net.get_layer("to_subpixels")
+    kernel, bias = layer.get_weights()
+    lr = dp.to_luma(natural_image(12, 16, 1))[None]
+    for shift, bound in ((3, 1), (-3, 0)):  # every output past 1, then below 0
+        layer.set_weights([kernel, bias + shift])
+        assert np.all(net.predict_on_batch(lr) > 1) if shift > 0 else np.all(net.predict_on_batch(lr) < 0)
+        np.testing.assert_array_equal(model.upscale(net, lr, precision="float32"), np.full((1, 24, 32, 1), bound))

@@ -1,6 +1,8 @@
 """Every scale: x3 and x4 through degrade(), the bundled data, the input pipeline, the network,
 loading, upscale() and its tiles, the benchmark, and --size / --width for photos and videos."""
 
+import csv
+
 import imageio.v3 as iio
 import keras
 import numpy as np
@@ -477,3 +479,66 @@ def test_size_1920x1080_from_a_480x270_clip_keeps_frames_rate_and_sound(tmp_path
     assert info["size"] == (1920, 1080) and info["audio"] and info["fps"] == pytest.approx(10)
     assert sum(1 for _ in dp.raw_frames(written)) == 3
     assert "model_compressed_x4.h5" in capsys.readouterr().out  # x4 reaches it exactly: the x4 video model
+
+
+SIZE_FORMAT = "argument --size: expected WIDTHxHEIGHT such as 1920x1080, got"
+
+
+@pytest.mark.parametrize(
+    "script, argv, message",
+    [
+        (testing, ["--upscale", "x.png", "--size", "0x100"], f"{SIZE_FORMAT} '0x100'"),
+        (testing, ["--upscale", "x.png", "--size", "100by50"], f"{SIZE_FORMAT} '100by50'"),
+        (testing, ["--upscale", "x.png", "--width", "0"], "--width must be at least 1, got 0"),
+        (testing, ["--size", "100x50"], "--size and --width go with --upscale"),
+        (testing_video, ["--size", "100x50"], "--size and --width go with --mode upscale"),
+        (testing_video, ["--mode", "track", "--width", "100"], "--size and --width go with --mode upscale"),
+        (testing_video, ["--scale", "4"],
+         "--mode experiment is the original x2 experiment: --scale goes with upscale and track"),
+    ],
+)  # fmt: skip
+def test_sizes_and_scales_that_do_not_fit_are_a_one_line_usage_error(script, argv, message, capsys):
+    code, err = run_main(script.main, argv, capsys)
+    assert code == 2 and err.strip().splitlines()[-1].endswith(f"error: {message}")
+
+
+def test_size_accepts_a_capital_x(tmp_path):
+    photo = tmp_path / "photo.png"
+    iio.imwrite(photo, (natural_image(20, 30, 1) * 255).astype(np.uint8))
+    testing.main(["--upscale", str(photo), "--size", "50X40", "--out", str(tmp_path / "o")])
+    assert iio.imread(tmp_path / "o" / "photo.png").shape == (40, 50, 3)
+
+
+def test_width_alone_chooses_among_every_committed_scale(tmp_path, capsys):
+    """--width 4x the photo's (no --size, no --scale): the x4 model, not x2 then an enlarging resize."""
+    photo = tmp_path / "photo.png"
+    image = (natural_image(30, 40, 2) * 255).astype(np.uint8)
+    iio.imwrite(photo, image)
+    testing.main(["--upscale", str(photo), "--width", "160", "--out", str(tmp_path / "o")])
+    x4 = model.upscale_image(model.load_model(model.CLEAN_MODELS[4], 4), image / np.float32(255))
+    np.testing.assert_array_equal(iio.imread(tmp_path / "o" / "photo.png"), x4)
+
+
+def test_benchmark_at_x3_from_the_command_line(tmp_path):
+    """--benchmark DIR --scale 3: benchmark_x3.csv / .md, whose rows are the protocol at x3 (HR cropped
+    to a multiple of 3, LR by degrade(hr, 3), 3 border pixels cropped), computed here apart."""
+    folder = tmp_path / "Mine"
+    folder.mkdir()
+    hrs = [(natural_image(50, 61, seed) * 255).astype(np.uint8) for seed in range(2)]
+    for index, hr in enumerate(hrs):
+        iio.imwrite(folder / f"{index}.png", hr)
+    testing.main(
+        ["--benchmark", str(folder), "--scale", "3", "--results", str(tmp_path / "r"), "--precision", "float32"]
+    )
+    with open(tmp_path / "r" / "benchmark_x3.csv") as table:
+        rows = {row["method"]: row for row in csv.DictReader(table)}
+    net = model.load_model(model.CLEAN_MODELS[3], 3)
+    expected = {"bicubic": [], "model": []}
+    for hr in hrs:
+        hr_y = dp.to_luma(hr[:48, :60] / np.float32(255))
+        lr_y = dp.to_luma(dp.degrade(hr[:48, :60] / np.float32(255), 3))[None]
+        expected["bicubic"].append(testing.measure(hr_y, model.interpolate(lr_y, "bicubic", 3)[0], 3)[0])
+        expected["model"].append(testing.measure(hr_y, model.upscale(net, lr_y, precision="float32")[0], 3)[0])
+    for method, psnrs in expected.items():
+        assert float(rows[method]["psnr"]) == pytest.approx(np.mean(psnrs), abs=1e-3), method
+    assert "# Benchmark, x3" in (tmp_path / "r" / "benchmark_x3.md").read_text()

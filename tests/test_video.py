@@ -17,7 +17,10 @@ test_steady_starts_afresh_at_each_segment; --frame: test_experiment_mode; --batc
 test_testing.py::test_verbose_shows_the_backends_start_up_log.
 Segments and joining (--mode upscale): test_an_interrupted_upscale_goes_on_from_its_last_segment,
 test_more_than_ten_segments_join_in_their_order, test_segments_shorter_than_segment_frames_follow_each_other_in_time
-(time stamps k / fps, the source's duration), test_sound_that_an_mp4_cannot_hold_is_reencoded_to_aac.
+(time stamps k / fps, the source's duration), test_sound_that_an_mp4_cannot_hold_is_reencoded_to_aac,
+test_sound_an_mp4_holds_is_copied_bit_for_bit,
+test_the_resume_recipe_changes_with_each_setting_the_source_and_the_weights.
+Bounded memory: test_large_frames_go_through_the_network_one_at_a_time_in_tiles, test_upscale_streams_frames.
 Rows/columns: experiment's printed PSNR / SSIM rows (skimage_bilinear, skimage_bicubic, model), output_video.mp4,
 input_video.mp4 and side_by_side.mp4's columns (LR | bilinear | model | HR):
 test_experiment_rows_and_columns_are_each_methods_output; upscale's output_video.mp4:
@@ -28,7 +31,9 @@ in pixels, |dx| + |dy|).
 """
 
 import contextlib
+import os
 import re
+import shutil
 import subprocess
 import warnings
 
@@ -310,7 +315,8 @@ def test_upscale_keeps_the_pixel_aspect_ratio_and_uses_the_compressed_model(tmp_
     testing_video.main(["--video", str(video), "--out", str(tmp_path / "out"), "--mode", "upscale", "--crf", "18"])
     assert dp.video_info(tmp_path / "out" / "output_video.mp4")["sar"] == sar
     assert "model_compressed.h5" in capsys.readouterr().out
-    code, err = run_main(testing_video.main, ["--video", str(video), "--mode", "upscale", "--crf", "52"], capsys)
+    code, err = run_main(testing_video.main, ["--video", str(video), "--out", str(tmp_path / "bad"), "--mode",
+                                              "upscale", "--crf", "52"], capsys)  # fmt: skip
     assert (code, err.strip().splitlines()[-1]) == (1, "error: --crf must be in 0-51, got 52")
 
 
@@ -473,16 +479,17 @@ def test_the_steady_flag_reaches_upscale_and_track(tmp_path, monkeypatch, flag):
 
 def test_steady_defaults_blend_three_tenths_below_four_grey_levels():
     """steady() with its defaults (STEADY_BLEND 0.3, STEADY_CHANGE 4/255) on a still LR scene: where the
-    LR is unchanged or moved by 3/255 the output is 0.7 of its own and 0.3 of the output before;
-    where it moved by 5/255, its own output."""
+    LR moved by 3/255 the output is 0.7 of its own and 0.3 of the output before; where it moved by
+    5/255, up or down, its own output."""
     rng = np.random.default_rng(2)
     lr = np.repeat(rng.uniform(0.2, 0.8, (1, 6, 8, 1)).astype(np.float32), 2, 0)
     lr[1, :2] += 5 / 255  # changed: its own output
-    lr[1, 2:4] += 3 / 255  # still, below the threshold
+    lr[1, 2:4] -= 5 / 255  # darker: changed too
+    lr[1, 4:] -= 3 / 255  # still, below the threshold
     sr = rng.random((2, 12, 16, 1)).astype(np.float32)
     out, _ = testing_video.steady(sr, lr)
-    np.testing.assert_array_equal(out[1, :4], sr[1, :4])
-    np.testing.assert_allclose(out[1, 4:], 0.7 * sr[1, 4:] + 0.3 * sr[0, 4:], atol=1e-6)
+    np.testing.assert_array_equal(out[1, :8], sr[1, :8])
+    np.testing.assert_allclose(out[1, 8:], 0.7 * sr[1, 8:] + 0.3 * sr[0, 8:], atol=1e-6)
 
 
 def write_luma_video(path, luma, fps=10):
@@ -636,3 +643,86 @@ def test_size_resizes_the_upscale_by_antialiased_bicubic_and_keeps_square_pixels
                          for y in upscaled])[..., None]  # fmt: skip
     error = np.abs(written - bicubic)
     assert error.max() <= 3 and error.mean() < 0.2 < np.abs(written - bilinear).mean(), error.mean()
+
+
+def test_the_resume_recipe_changes_with_each_setting_the_source_and_the_weights(tmp_path):
+    """Kept segments are joined only to a run of the same recipe: any setting, the source file (its
+    path or its time) or the model's weights changing makes another one."""
+    video = make_video(tmp_path / "clip.mp4", 32, 24, frames=2)
+    net = model.build_model(width=8, blocks=1)
+    settings = dict(crf=14, precision="auto", length=50, size=(64, 48), preset="veryfast", steadier=True)
+    first = testing_video.recipe(net, video, **settings)
+    assert testing_video.recipe(net, video, **settings) == first
+    changes = dict(crf=15, precision="float32", length=9, size=(60, 44), preset="slow", steadier=False)
+    for key, value in changes.items():
+        assert testing_video.recipe(net, video, **{**settings, key: value}) != first, key
+    shutil.copy2(video, tmp_path / "copy.mp4")
+    assert testing_video.recipe(net, tmp_path / "copy.mp4", **settings) != first
+    os.utime(video, ns=(0, 0))
+    assert testing_video.recipe(net, video, **settings) != first
+    os.utime(video, ns=(10**18, 10**18))
+    touched = testing_video.recipe(net, video, **settings)
+    net.set_weights([w + 0.5 for w in net.get_weights()])
+    assert testing_video.recipe(net, video, **settings) != touched
+
+
+def test_behind_reports_a_failure_at_the_next_put_or_at_the_end_and_does_no_more_work():
+    done = []
+
+    def work(item):
+        if item == "bad":
+            raise OSError("disk full")
+        done.append(item)
+
+    with pytest.raises(OSError, match="disk full"):  # the last item failing: raised as the block ends
+        with testing_video.Behind(work) as behind:
+            behind.put("good")
+            behind.put("bad")
+    assert done == ["good"]
+    done.clear()
+    put = []
+    with pytest.raises(OSError, match="disk full"):
+        with testing_video.Behind(work) as behind:
+            for item in ["bad", *range(1000)]:
+                behind.put(item)
+                put.append(item)
+    assert len(put) < 10 and done == []  # an earlier failure: raised by a put() soon after, nothing more worked on
+
+
+def test_large_frames_go_through_the_network_one_at_a_time_in_tiles(tmp_path, monkeypatch):
+    """Memory follows the pixels, not --batch-size: frames larger than FRAME_PIXELS go one by one and
+    tiled; smaller ones up to --batch-size at a time, whole."""
+    video = make_video(tmp_path / "clip.mp4", 64, 48, frames=5)
+    calls, real = [], testing_video.upscale
+    monkeypatch.setattr(testing_video, "upscale", lambda net, lr, **kw: calls.append((len(lr), kw["tile"])) or
+                        real(net, lr, **kw))  # fmt: skip
+    command = ["--video", str(video), "--mode", "upscale", "--batch-size", "4", "--no-steady"]
+    testing_video.main([*command, "--out", str(tmp_path / "a")])
+    assert calls == [(4, None), (1, None)]
+    calls.clear()
+    monkeypatch.setattr(testing_video, "FRAME_PIXELS", 64 * 48 - 1)
+    testing_video.main([*command, "--out", str(tmp_path / "b")])
+    assert calls == [(1, model.TILE)] * 5
+
+
+def test_sound_an_mp4_holds_is_copied_bit_for_bit(clip_with_sound, tmp_path):
+    testing_video.main(["--video", str(clip_with_sound), "--out", str(tmp_path / "o"), "--mode", "upscale"])
+
+    def audio_md5(path):
+        command = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(path), "-map", "0:a", "-c", "copy",
+                   "-f", "md5", "-"]  # fmt: skip
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+    assert audio_md5(tmp_path / "o" / "output_video.mp4") == audio_md5(clip_with_sound)
+
+
+def test_flicker_leaves_out_its_border():
+    """Outputs that flicker only within `border` pixels of the edges: 0 with that border, more without."""
+    scene = scipy.ndimage.gaussian_filter(dp.to_luma(natural_image(64, 64, 5)), (1.5, 1.5, 0))
+    noisy = scene.copy()
+    noisy[:6] += np.random.default_rng(0).normal(0, 0.1, noisy[:6].shape).astype(np.float32)
+    flicker, bordered = testing_video.Flicker(0), testing_video.Flicker(16)
+    for output in (scene, noisy, scene):
+        flicker.add(scene, output)
+        bordered.add(scene, output)
+    assert bordered.value() < flicker.value() / 20  # the flow's window carries a trace past the border
