@@ -12,7 +12,8 @@ test_the_track_encodes_its_upscale_near_lossless_and_its_lr_at_crf_28_by_default
 LR's default 28), test_an_interrupted_upscale_starts_over_when_the_crf_changes (the resume recipe); --preset:
 test_crf_and_preset_reach_the_encoder; --steady / --no-steady: test_the_steady_flag_reaches_upscale_and_track,
 test_steady_defaults_blend_three_tenths_below_four_grey_levels (STEADY_BLEND, STEADY_CHANGE),
-test_steady_starts_afresh_at_each_segment; --frame: test_experiment_mode; --batch-size: test_upscale_streams_frames;
+test_steady_starts_afresh_at_each_segment; --frame: test_experiment_mode; --batch-size: test_upscale_streams_frames,
+test_batch_size_reaches_the_experiment_and_the_track;
 --precision: test_experiment_rows_..., test_upscale_runs_the_model_given, test_track_rows_...; --verbose:
 test_testing.py::test_verbose_shows_the_backends_start_up_log.
 Segments and joining (--mode upscale): test_an_interrupted_upscale_goes_on_from_its_last_segment,
@@ -20,7 +21,8 @@ test_more_than_ten_segments_join_in_their_order, test_segments_shorter_than_segm
 (time stamps k / fps, the source's duration), test_sound_that_an_mp4_cannot_hold_is_reencoded_to_aac,
 test_sound_an_mp4_holds_is_copied_bit_for_bit,
 test_the_resume_recipe_changes_with_each_setting_the_source_and_the_weights.
-Bounded memory: test_large_frames_go_through_the_network_one_at_a_time_in_tiles, test_upscale_streams_frames.
+Bounded memory: test_large_frames_go_through_the_network_one_at_a_time_in_tiles, test_upscale_streams_frames,
+test_a_segment_holds_at_most_segment_pixels.
 Rows/columns: experiment's printed PSNR / SSIM rows (skimage_bilinear, skimage_bicubic, model), output_video.mp4,
 input_video.mp4 and side_by_side.mp4's columns (LR | bilinear | model | HR):
 test_experiment_rows_and_columns_are_each_methods_output; upscale's output_video.mp4:
@@ -726,3 +728,25 @@ def test_flicker_leaves_out_its_border():
         flicker.add(scene, output)
         bordered.add(scene, output)
     assert bordered.value() < flicker.value() / 20  # the flow's window carries a trace past the border
+
+
+def test_a_segment_holds_at_most_segment_pixels(tmp_path, monkeypatch):
+    """SEGMENT_PIXELS bounds a segment as well as SEGMENT_FRAMES: 3 frames' worth, 7 frames: 3 segments."""
+    monkeypatch.setattr(testing_video, "SEGMENT_PIXELS", 3 * 64 * 48)
+    joined, real = [], testing_video.join
+    monkeypatch.setattr(testing_video, "join", lambda segments, *rest: joined.append(len(segments)) or
+                        real(segments, *rest))  # fmt: skip
+    video = make_video(tmp_path / "clip.mp4", 64, 48, frames=7)
+    testing_video.main(["--video", str(video), "--out", str(tmp_path / "o"), "--mode", "upscale"])
+    assert joined == [3] and frames_and_size(tmp_path / "o" / "output_video.mp4") == (7, (128, 96))
+
+
+@pytest.mark.parametrize("mode", ["experiment", "track"])
+def test_batch_size_reaches_the_experiment_and_the_track(tmp_path, monkeypatch, mode):
+    calls, real = [], testing_video.upscale
+    monkeypatch.setattr(testing_video, "upscale", lambda net, lr, *args, **kw: calls.append(len(lr)) or
+                        real(net, lr, *args, **kw))  # fmt: skip
+    video = make_video(tmp_path / "clip.mp4", 64, 48, frames=5)
+    testing_video.main(["--video", str(video), "--out", str(tmp_path / "o"), "--mode", mode, "--batch-size", "2",
+                        "--frame", "0"])  # fmt: skip
+    assert calls == [2, 2, 1]
