@@ -542,3 +542,14 @@ def test_benchmark_at_x3_from_the_command_line(tmp_path):
     for method, psnrs in expected.items():
         assert float(rows[method]["psnr"]) == pytest.approx(np.mean(psnrs), abs=1e-3), method
     assert "# Benchmark, x3" in (tmp_path / "r" / "benchmark_x3.md").read_text()
+
+
+def test_published_numbers_go_with_the_clean_track_only(tmp_path):
+    """The peers' published rows (from the README beside the folders, at the scale's own columns) are
+    of clean input: the JPEG tables show ours alone."""
+    (tmp_path / "README.md").write_text("| method | x4 Set5 |\n| --- | --- |\n| VDSR | 31.35 / 0.8838 |\n")
+    rows = [dict(input=track, dataset="Set5", image="a.png", method="model", psnr=30.0, ssim=0.9)
+            for track in ("clean", "jpeg50")]  # fmt: skip
+    testing.write_benchmark(rows, [tmp_path / "Set5"], tmp_path, "benchmark_x4", 4)
+    clean, compressed = (tmp_path / "benchmark_x4.md").read_text().split("## Input: jpeg50")
+    assert "| VDSR | 31.35 / 0.8838 |" in clean and "VDSR" not in compressed and "**30.00 / 0.9000**" in compressed

@@ -418,8 +418,9 @@ def test_crf_and_preset_reach_the_encoder(tmp_path):
     chosen = (tmp_path / "b" / "output_video.mp4").read_bytes()
     assert b"crf=21.0" in chosen and b"cabac=0" in chosen and b"subme=0" in chosen  # ultrafast: no CABAC
     testing_video.main(["--video", str(video), "--out", str(tmp_path / "c"), "--frame", "1", "--preset", "fast"])
-    experiment = (tmp_path / "c" / "output_video.mp4").read_bytes()
-    assert b"crf=10.0" in experiment and b"subme=6" in experiment  # the experiment: CRF 10, fast's subme
+    for name in ("output_video.mp4", "input_video.mp4", "side_by_side.mp4"):  # the experiment: CRF 10, fast's subme
+        experiment = (tmp_path / "c" / name).read_bytes()
+        assert b"crf=10.0" in experiment and b"subme=6" in experiment, name
 
 
 def test_flicker_is_zero_for_the_hr_video_itself_and_grows_with_noise_that_comes_and_goes():
