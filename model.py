@@ -86,10 +86,10 @@ def interpolate(lr, method, scale=SCALE):
     (the original repo's baselines) or "bicubic", the field's (MATLAB-like: Pillow's, which equals
     bicubic() within float error (a test) and is 1.3x faster on arrays: the video's chroma)."""
     lr = np.asarray(lr, np.float32)
+    height, width = scale * lr.shape[1], scale * lr.shape[2]
     if method == "bicubic":
-        height, width = scale * lr.shape[1], scale * lr.shape[2]
         return np.stack([resize_bicubic(image, height, width) for image in lr]).clip(0, 1)
-    shape = (scale * lr.shape[1], scale * lr.shape[2], lr.shape[-1])
+    shape = (height, width, lr.shape[-1])
     return np.stack([resize(image, shape, order=SKIMAGE_ORDERS[method]) for image in lr]).astype(np.float32)
 
 

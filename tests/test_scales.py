@@ -535,8 +535,8 @@ def test_benchmark_at_x3_from_the_command_line(tmp_path):
     net = model.load_model(model.CLEAN_MODELS[3], 3)
     expected = {"bicubic": [], "model": []}
     for hr in hrs:
-        hr_y = dp.to_luma(hr[:48, :60] / np.float32(255))
-        lr_y = dp.to_luma(dp.degrade(hr[:48, :60] / np.float32(255), 3))[None]
+        cropped = hr[:48, :60] / np.float32(255)
+        hr_y, lr_y = dp.to_luma(cropped), dp.to_luma(dp.degrade(cropped, 3))[None]
         expected["bicubic"].append(testing.measure(hr_y, model.interpolate(lr_y, "bicubic", 3)[0], 3)[0])
         expected["model"].append(testing.measure(hr_y, model.upscale(net, lr_y, precision="float32")[0], 3)[0])
     for method, psnrs in expected.items():

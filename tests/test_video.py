@@ -265,6 +265,18 @@ def test_the_batch_follows_the_frame_size():
 
 
 @pytest.mark.slow
+def spy(monkeypatch, name, note=lambda *args, **options: None):
+    """testing_video.<name> as it is, each call first noted (note(args...)) in the list returned."""
+    notes, real = [], getattr(testing_video, name)
+
+    def noted(*args, **options):
+        notes.append(note(*args, **options))
+        return real(*args, **options)
+
+    monkeypatch.setattr(testing_video, name, noted)
+    return notes
+
+
 def ctrl_c_after(monkeypatch, frames):
     """testing_video.upscale() that counts the frames it upscales (the first list returned) and acts
     Ctrl-C once `frames` are done, until the second list returned is emptied."""
@@ -471,8 +483,7 @@ def test_steady_leans_on_the_frame_before_where_the_scene_stands_still():
 
 @pytest.mark.parametrize("flag", [None, "--no-steady"])
 def test_the_steady_flag_reaches_upscale_and_track(tmp_path, monkeypatch, flag):
-    calls, real = [], testing_video.steady
-    monkeypatch.setattr(testing_video, "steady", lambda *args, **kw: calls.append(1) or real(*args, **kw))
+    calls = spy(monkeypatch, "steady")
     video = make_video(tmp_path / "clip.mp4", 32, 24, frames=4)
     command = ["--video", str(video), "--out", str(tmp_path / "o"), *([flag] if flag else [])]
     testing_video.main([*command, "--mode", "upscale"])
@@ -696,9 +707,7 @@ def test_large_frames_go_through_the_network_one_at_a_time_in_tiles(tmp_path, mo
     """Memory follows the pixels, not --batch-size: frames larger than FRAME_PIXELS go one by one and
     tiled; smaller ones up to --batch-size at a time, whole."""
     video = make_video(tmp_path / "clip.mp4", 64, 48, frames=5)
-    calls, real = [], testing_video.upscale
-    monkeypatch.setattr(testing_video, "upscale", lambda net, lr, **kw: calls.append((len(lr), kw["tile"])) or
-                        real(net, lr, **kw))  # fmt: skip
+    calls = spy(monkeypatch, "upscale", lambda net, lr, **options: (len(lr), options["tile"]))
     command = ["--video", str(video), "--mode", "upscale", "--batch-size", "4", "--no-steady"]
     testing_video.main([*command, "--out", str(tmp_path / "a")])
     assert calls == [(4, None), (1, None)]
@@ -712,8 +721,7 @@ def test_sound_an_mp4_holds_is_copied_bit_for_bit(clip_with_sound, tmp_path):
     testing_video.main(["--video", str(clip_with_sound), "--out", str(tmp_path / "o"), "--mode", "upscale"])
 
     def audio_md5(path):
-        command = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(path), "-map", "0:a", "-c", "copy",
-                   "-f", "md5", "-"]  # fmt: skip
+        command = dp.ffmpeg("-loglevel", "error", "-i", path, "-map", "0:a", "-c", "copy", "-f", "md5", "-")
         return subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
     assert audio_md5(tmp_path / "o" / "output_video.mp4") == audio_md5(clip_with_sound)
@@ -734,9 +742,7 @@ def test_flicker_leaves_out_its_border():
 def test_a_segment_holds_at_most_segment_pixels(tmp_path, monkeypatch):
     """SEGMENT_PIXELS bounds a segment as well as SEGMENT_FRAMES: 3 frames' worth, 7 frames: 3 segments."""
     monkeypatch.setattr(testing_video, "SEGMENT_PIXELS", 3 * 64 * 48)
-    joined, real = [], testing_video.join
-    monkeypatch.setattr(testing_video, "join", lambda segments, *rest: joined.append(len(segments)) or
-                        real(segments, *rest))  # fmt: skip
+    joined = spy(monkeypatch, "join", lambda segments, *rest: len(segments))
     video = make_video(tmp_path / "clip.mp4", 64, 48, frames=7)
     testing_video.main(["--video", str(video), "--out", str(tmp_path / "o"), "--mode", "upscale"])
     assert joined == [3] and frames_and_size(tmp_path / "o" / "output_video.mp4") == (7, (128, 96))
@@ -744,9 +750,7 @@ def test_a_segment_holds_at_most_segment_pixels(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("mode", ["experiment", "track"])
 def test_batch_size_reaches_the_experiment_and_the_track(tmp_path, monkeypatch, mode):
-    calls, real = [], testing_video.upscale
-    monkeypatch.setattr(testing_video, "upscale", lambda net, lr, *args, **kw: calls.append(len(lr)) or
-                        real(net, lr, *args, **kw))  # fmt: skip
+    calls = spy(monkeypatch, "upscale", lambda net, lr, *args, **options: len(lr))
     video = make_video(tmp_path / "clip.mp4", 64, 48, frames=5)
     testing_video.main(["--video", str(video), "--out", str(tmp_path / "o"), "--mode", mode, "--batch-size", "2",
                         "--frame", "0"])  # fmt: skip
