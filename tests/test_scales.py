@@ -7,6 +7,7 @@ import imageio.v3 as iio
 import keras
 import numpy as np
 import pytest
+import skimage.transform
 from conftest import ffprobe_streams, make_video, mean_psnr, natural_image
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio
@@ -184,6 +185,18 @@ def test_bicubic_is_resizes_antialiased_bicubic_eagerly_and_in_a_graph_of_any_si
     inputs = keras.Input((None, None, 1))
     skip = keras.Model(inputs, model.Bicubic(scale)(inputs))
     np.testing.assert_allclose(skip.predict_on_batch(images[..., :1]), reference[..., :1], atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [2, 3])
+def test_the_scikit_image_baselines_are_its_resize_of_order_0_1_and_3(scale):
+    """The original repo's baselines: scikit-image's resize, nearest (each pixel repeated), bilinear
+    (order 1) and bicubic (order 3: cubic splines, not the field's bicubic), not clipped."""
+    images = np.stack([natural_image(9, 7, seed) for seed in range(2)])
+    nearest = model.interpolate(images, "skimage_nearest", scale)
+    np.testing.assert_array_equal(nearest, images.repeat(scale, 1).repeat(scale, 2))
+    for method, order in (("skimage_bilinear", 1), ("skimage_bicubic", 3)):
+        expected = [skimage.transform.resize(image, (9 * scale, 7 * scale, 3), order=order) for image in images]
+        np.testing.assert_allclose(model.interpolate(images, method, scale), expected, atol=1e-6)
 
 
 def test_a_x2_model_starts_a_x4_one(tmp_path):

@@ -37,6 +37,8 @@ import os
 import re
 import shutil
 import subprocess
+import threading
+import time
 import warnings
 
 import imageio_ffmpeg
@@ -355,9 +357,13 @@ def model_for_track():
     return model.load_model(model.COMPRESSED_MODEL)
 
 
-def test_video_track_leaves_out_frames_reproduced_exactly(tmp_path, capsys):
+@pytest.mark.parametrize("offset", [0, 0.05])
+def test_video_track_leaves_out_frames_reproduced_exactly(tmp_path, monkeypatch, capsys, offset):
     """Black frames (a film's fade) come back exactly through bicubic: infinite PSNR, left out of the
-    means instead of making them infinite."""
+    means instead of making them infinite; also when the model's output is off (offset) and only
+    bicubic's is exact."""
+    real_upscale = testing_video.upscale
+    monkeypatch.setattr(testing_video, "upscale", lambda *args, **kw: np.minimum(real_upscale(*args, **kw) + offset, 1))
     photos = np.stack([natural_image(64, 96, seed) for seed in range(3)])
     frames = np.concatenate([np.zeros((2, 64, 96, 3), np.float32), photos])
     with testing_video.VideoWriter(tmp_path / "hr.mp4", 96, 64, 10, crf=0) as writer:
@@ -701,6 +707,53 @@ def test_behind_reports_a_failure_at_the_next_put_or_at_the_end_and_does_no_more
                 behind.put(item)
                 put.append(item)
     assert len(put) < 10 and done == []  # an earlier failure: raised by a put() soon after, nothing more worked on
+
+
+def settled(count, at_least):
+    """len(count) once it has reached `at_least` and then not moved for a fifth of a second."""
+    while len(count) < at_least:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    return len(count)
+
+
+def test_behind_holds_at_most_two_items_waiting():
+    """put() waits while two items wait behind the one being worked on: bounded memory."""
+    release, put = threading.Event(), []
+
+    def feed():
+        with testing_video.Behind(lambda item: release.wait()) as behind:
+            for item in range(10):
+                behind.put(item)
+                put.append(item)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    try:
+        assert settled(put, 3) == 3  # one being worked on, two waiting
+    finally:
+        release.set()
+        feeder.join()
+    assert put == list(range(10))
+
+
+def test_ahead_makes_at_most_depth_items_ahead_and_closes_its_source_on_its_thread():
+    made, closed_on = [], []
+
+    def source():
+        try:
+            for number in range(100):
+                made.append(number)
+                yield number
+        finally:
+            closed_on.append(threading.current_thread())
+
+    numbers = source()  # held here, so only ahead() can close it
+    items = testing_video.ahead(numbers, depth=2)
+    assert next(items) == 0
+    assert settled(made, 4) == 4  # one taken, two queued, one waiting to be queued
+    items.close()
+    assert len(closed_on) == 1 and closed_on[0] is not threading.main_thread()
 
 
 def test_large_frames_go_through_the_network_one_at_a_time_in_tiles(tmp_path, monkeypatch):
