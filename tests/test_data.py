@@ -2,7 +2,8 @@
 
 Flags: --images, --out: test_cli_ingests_a_messy_folder; --video: test_read_video_streams_frames; --mode (resize;
 crops is the default): test_cli_resize_mode_and_test_fraction; --test-fraction: test_cli_resize_mode_and_test_fraction
-(images), test_read_video_streams_frames (video); no flag (data/ rebuilt):
+(images), test_read_video_streams_frames (video, the last frames test),
+test_a_test_fraction_of_one_is_refused_and_the_split_keeps_a_training_photograph; no flag (data/ rebuilt):
 test_rebuild_with_every_crop_keeps_the_test_split.
 Rows/columns of the .npz: y_* (whole image resized / video frames) and x_* = degrade(y_*):
 test_cli_resize_mode_and_test_fraction, test_read_video_streams_frames; the bundled one: test_bundled_dataset_layout.
@@ -18,6 +19,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import skimage.data
+import skimage.transform
 from conftest import BENCHMARKS, REPO, make_video, natural_image
 from PIL import Image
 
@@ -103,7 +105,9 @@ def messy_folder(tmp_path):
     iio.imwrite(folder / "nested" / "deeper" / "rgba.png", np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)]))
     iio.imwrite(folder / "sixteen.png", (natural_image(256, 256, 2)[..., 0] * 65535).astype(np.uint16))
     Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE).save(folder / "palette.png")
+    iio.imwrite(folder / "grey_alpha.png", np.dstack([rgb[:256, :256, 0], np.full((256, 256), 99, np.uint8)]))
     iio.imwrite(folder / "small.png", rgb[:50, :70])
+    iio.imwrite(folder / "narrow.png", rgb[:100])
     png = (folder / "rgb.jpg").read_bytes()
     (folder / "truncated.jpg").write_bytes(png[: len(png) // 3])
     (folder / "empty.png").write_bytes(b"")
@@ -111,8 +115,8 @@ def messy_folder(tmp_path):
     return folder
 
 
-GOOD = {"rgb.jpg", "grey.png", "rgba.png", "sixteen.png", "palette.png"}
-BAD = {"small.png", "truncated.jpg", "empty.png", "notes.txt"}
+GOOD = {"rgb.jpg", "grey.png", "rgba.png", "sixteen.png", "palette.png", "grey_alpha.png"}
+BAD = {"small.png", "narrow.png", "truncated.jpg", "empty.png", "notes.txt"}
 
 
 def test_read_image_normalises_formats(messy_folder):
@@ -121,6 +125,12 @@ def test_read_image_normalises_formats(messy_folder):
     assert len(np.unique(sixteen)) > 256  # the 16 bits were kept, not cut to 8
     assert dp.read_image(messy_folder / "nested" / "deeper" / "rgba.png").shape == (300, 260, 4)
     assert dp.read_image(messy_folder / "palette.png").shape[-1] in (3, 4)
+    grey_alpha = dp.read_image(messy_folder / "grey_alpha.png")  # grey + alpha: grey as RGB, its alpha kept
+    assert grey_alpha.shape == (256, 256, 4) and np.all(grey_alpha[..., 3] == np.float32(99 / 255))
+    assert np.all(grey_alpha[..., 0] == grey_alpha[..., 1]) and np.all(grey_alpha[..., 0] == grey_alpha[..., 2])
+    beyond = np.linspace(-0.5, 1.5, 64 * 48, dtype=np.float32).reshape(64, 48)  # a float TIFF past [0, 1]
+    Image.fromarray(beyond, mode="F").save(messy_folder / "float.tif")
+    np.testing.assert_array_equal(dp.read_image(messy_folder / "float.tif")[..., 0], beyond.clip(0, 1))
     for name in ["truncated.jpg", "empty.png", "notes.txt", "missing.png"]:
         with pytest.raises(dp.DataError, match=name):
             dp.read_image(messy_folder / name)
@@ -246,6 +256,8 @@ def test_read_video_streams_frames(tmp_path):
     dp.main(["--video", str(video), "--out", str(out), "--test-fraction", "0.25"])
     x_train, y_train, x_test, y_test = dp.load_dataset(out)
     assert (len(x_train), len(x_test)) == (9, 3) and x_test.shape[1:] == (64, 64, 1)
+    last = [dp.hr_patches(dp.to_luma(frame), "resize")[0] for frame in list(dp.read_video(video))[-3:]]
+    np.testing.assert_array_equal(y_test, dp.to_uint8(np.stack(last)) / np.float32(255))  # the last frames test
     np.testing.assert_array_equal(np.concatenate([x_train, x_test]), dp.degrade(np.concatenate([y_train, y_test])))
 
 
@@ -281,7 +293,9 @@ def test_load_dataset_rejects_bad_files(tmp_path):
         x_test=np.zeros(1),
         y_test=np.zeros(1),
     )
+    np.savez(tmp_path / "colour.npz", **{key: np.zeros((2, 8, 8, 3), np.uint8) for key in dp.KEYS})
     for name, message in [
+        ("colour.npz", r"x_train has shape \(2, 8, 8, 3\), expected \(N, H, W, 1\)"),
         ("other.npz", "missing"),
         ("broken.npz", "cannot read"),
         ("objects.npz", "cannot read"),
@@ -536,8 +550,10 @@ def test_jpeg_is_pillows_round_trip():
         assert testing.describe(buffer)[1] == quality
     errors = [np.abs(dp.jpeg(rgb, quality) - rgb).mean() for quality in (30, 75, 95)]
     assert errors[0] > errors[1] > errors[2] > 0
-    with pytest.raises(ValueError, match="1-100"):
-        dp.jpeg(rgb, 0)
+    assert np.abs(dp.jpeg(rgb, 100) - rgb).mean() < errors[2] < np.abs(dp.jpeg(rgb, 1) - rgb).mean()  # both ends
+    for quality in (0, 101):
+        with pytest.raises(ValueError, match="1-100"):
+            dp.jpeg(rgb, quality)
 
 
 def test_jpeg_luma_is_the_luma_of_a_colour_jpeg():
@@ -550,3 +566,78 @@ def test_jpeg_luma_is_the_luma_of_a_colour_jpeg():
         colour = rms(dp.to_luma(dp.jpeg(rgb, quality)))
         assert abs(rms(dp.jpeg_luma(luma, quality)) / colour - 1) < 0.02
         assert rms(dp.jpeg(luma, quality)) / colour > 1.05
+
+
+def test_a_test_fraction_of_one_is_refused_and_the_split_keeps_a_training_photograph(tmp_path, capsys):
+    code, err = run_main(dp.main, ["--images", str(tmp_path), "--out", str(tmp_path / "o.npz"), "--test-fraction", "1"],
+                         capsys)  # fmt: skip
+    assert (code, err.strip().splitlines()[-1]) == (1, "error: --test-fraction must be in [0, 1), got 1.0")
+    patches = {f"{name}.png": np.zeros((1, 4, 4, 1), np.uint8) for name in "abc"}
+    assert len(dp.test_sources(patches, 0.99)) == 2
+
+
+def test_a_capped_training_set_samples_every_photograph():
+    """max_train keeps a random subset of the crops, from across the photographs, not the first ones."""
+    patches = {f"{source}.png": np.full((10, 4, 4, 1), source, np.uint8) for source in range(10)}
+    _, y_train, _, _ = dp.dataset_from_patches(patches, 0, max_train=20)
+    assert len(y_train) == 20 and len(np.unique(y_train)) > 5
+
+
+def test_files_are_listed_in_sorted_order(tmp_path):
+    names = [f"{value:x}.png" for value in np.random.default_rng(0).integers(2**32, size=30)]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    assert [path.name for path in dp.list_files(tmp_path)] == sorted(names)
+
+
+def test_large_photos_shrink_without_overshoot():
+    """Sharp black and white shrunk to MAX_SIDE: bicubic's overshoot is clipped to [0, 1], so a crop's
+    black stays black in uint8 (not 253 after wrapping round)."""
+    blocks = np.kron(np.indices((140, 140)).sum(0) % 2, np.ones((8, 8)))[..., None].astype(np.float32)
+    shrunk = dp.shrink(blocks)
+    assert shrunk.shape == (dp.MAX_SIDE, dp.MAX_SIDE, 1) and shrunk.min() == 0 and shrunk.max() == 1
+
+
+def test_resize_mode_is_the_whole_image_by_antialiased_bicubic():
+    """--mode resize: scikit-image's antialiased bicubic (order 3) of the whole image to 128x128;
+    antialiased, so fine stripes become grey instead of aliasing into false patterns."""
+    stripes = np.tile(np.float32([0, 1]), (300, 150))[..., None]
+    assert dp.hr_patches(stripes, "resize")[0].std() < 0.1
+    luma = dp.to_luma(natural_image(200, 150, 3))
+    expected = skimage.transform.resize(luma, (128, 128, 1), order=3, anti_aliasing=True).clip(0, 1)
+    np.testing.assert_allclose(dp.hr_patches(luma, "resize")[0], expected, atol=1e-6)
+
+
+def test_the_augmentation_draws_all_eight_flips_and_rotations():
+    lr = np.arange(9, dtype=np.float32).reshape(3, 3, 1)
+    hr = lr.repeat(2, 0).repeat(2, 1)
+    rng = np.random.default_rng(0)
+    drawn = set()
+    for _ in range(200):
+        lr_out, hr_out = dp.training_pair(lr, hr, rng)
+        np.testing.assert_array_equal(hr_out, lr_out.repeat(2, 0).repeat(2, 1))  # the same one on both
+        drawn.add(lr_out.tobytes())
+    assert len(drawn) == 8
+
+
+def test_streamed_tiles_leave_out_flat_ones_and_take_images_of_exactly_128(tmp_path):
+    half_flat = natural_image(128, 400, 1)
+    half_flat[:, :200] = 0.5  # tiles starting in the first 73 columns are all wall
+    iio.imwrite(tmp_path / "half_flat.png", dp.to_uint8(half_flat))
+    tiles = dp.random_tiles(tmp_path / "half_flat.png", np.random.default_rng(0))
+    assert 0 < len(tiles) < dp.TILES_PER_IMAGE and tiles.std(axis=(1, 2, 3)).min() >= dp.MIN_CROP_STD * 255
+    iio.imwrite(tmp_path / "exact.png", dp.to_uint8(natural_image(128, 128, 2)))
+    assert dp.stream_problem(tmp_path / "exact.png") is None
+    tiles = dp.random_tiles(tmp_path / "exact.png", np.random.default_rng(0))
+    assert len(tiles) == dp.TILES_PER_IMAGE and np.all(
+        tiles == dp.to_uint8(dp.to_luma(dp.read_image(tmp_path / "exact.png")))
+    )
+
+
+def test_streamed_batches_at_x3_are_cropped_to_a_multiple_of_three(tmp_path):
+    iio.imwrite(tmp_path / "photo.png", dp.to_uint8(natural_image(200, 260, 4)))
+    batches = dp.TrainingBatches(4, files=[tmp_path / "photo.png"], workers=1, scale=3)
+    lr, hr = batches.batch(0)
+    batches.stream.close()
+    assert lr.shape == (4, 42, 42, 1) and hr.shape == (4, 126, 126, 1)
+    np.testing.assert_array_equal(lr, dp.degrade(hr, 3))

@@ -513,6 +513,7 @@ def test_the_stream_of_tiles_holds_a_bounded_buffer_whatever_the_number_of_files
     for _ in range(60):
         tiles = stream.take(16)
         sizes.append(len(stream.buffer))
+    assert len(stream.take(300)) == 300  # as many as asked for, each drawn once
     stream.close()
     assert tiles.shape == (16, 128, 128, 1) and tiles.dtype == np.uint8
     assert max(sizes) <= dp.SHUFFLE_TILES + dp.TILES_PER_IMAGE and min(sizes) >= dp.SHUFFLE_TILES - 16
