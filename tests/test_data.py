@@ -11,6 +11,7 @@ test_cli_resize_mode_and_test_fraction, test_read_video_streams_frames; the bund
 
 import io
 import struct
+import subprocess
 import sys
 import types
 import zlib
@@ -259,6 +260,16 @@ def test_read_video_streams_frames(tmp_path):
     last = [dp.hr_patches(dp.to_luma(frame), "resize")[0] for frame in list(dp.read_video(video))[-3:]]
     np.testing.assert_array_equal(y_test, dp.to_uint8(np.stack(last)) / np.float32(255))  # the last frames test
     np.testing.assert_array_equal(np.concatenate([x_train, x_test]), dp.degrade(np.concatenate([y_train, y_test])))
+
+
+def test_a_variable_rate_video_gives_each_frame_once(tmp_path):
+    """A phone's variable frame rate (here a pause of 0.7 s after the fifth frame): its 10 frames are
+    read as 10, none doubled to fill the pause (ffmpeg's default for raw output would give 20)."""
+    video = tmp_path / "vfr.mp4"
+    pause = r"setpts=(N+gt(N\,4)*7)/10/TB"
+    subprocess.run(dp.ffmpeg("-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-frames:v",
+                             10, "-vf", pause, "-fps_mode", "vfr", "-c:v", "libx264", video), check=True)  # fmt: skip
+    assert sum(1 for _ in dp.read_video(video)) == 10
 
 
 # --- datasets ---------------------------------------------------------------------------------
