@@ -602,8 +602,8 @@ def test_files_are_listed_in_sorted_order(tmp_path):
 
 
 def test_large_photos_shrink_without_overshoot():
-    """Sharp black and white shrunk to MAX_SIDE: bicubic's overshoot is clipped to [0, 1], so a crop's
-    black stays black in uint8 (not 253 after wrapping round)."""
+    """Sharp black and white shrunk to MAX_SIDE: bicubic's overshoot is clipped to [0, 1] (unclipped,
+    a crop's black would wrap round to 253 in uint8)."""
     blocks = np.kron(np.indices((140, 140)).sum(0) % 2, np.ones((8, 8)))[..., None].astype(np.float32)
     shrunk = dp.shrink(blocks)
     assert shrunk.shape == (dp.MAX_SIDE, dp.MAX_SIDE, 1) and shrunk.min() == 0 and shrunk.max() == 1
