@@ -816,3 +816,72 @@ def test_upscale_clips_what_the_network_gives_to_the_unit_range():
         layer.set_weights([kernel, bias + shift])
         assert np.all(net.predict_on_batch(lr) > 1) if shift > 0 else np.all(net.predict_on_batch(lr) < 0)
         np.testing.assert_array_equal(model.upscale(net, lr, precision="float32"), np.full((1, 24, 32, 1), bound))
+
+
+def test_shares_may_add_up_to_one_and_never_go_below_zero(capsys):
+    for good in (["1", "0"], ["0.5", "0.5"], ["0", "0"]):
+        assert training.parse_config(["--shares", *good]).shares == tuple(map(float, good))
+    for bad in (["-0.5", "0.2"], ["0.7", "0.5"]):
+        with pytest.raises(SystemExit) as exit_info:
+            training.parse_config(["--shares", *bad])
+        assert exit_info.value.code == 2
+        expected = f"error: --shares: two shares in 0-1 that add up to at most 1, got ({bad[0]}, {bad[1]})"
+        assert expected in capsys.readouterr().err
+
+
+def test_charbonnier_and_psnr_by_value():
+    """Charbonnier's epsilon is 1e-3 (the loss of a perfect output); PSNR is of the output clipped to
+    [0, 1], as the image written would be, and per image before Keras averages."""
+    zeros = np.zeros((2, 4, 4, 1), np.float32)
+    assert float(training.charbonnier(zeros, zeros)) == pytest.approx(1e-3, rel=1e-4)
+    assert float(training.charbonnier(zeros, zeros + 0.5)) == pytest.approx(np.sqrt(0.25 + 1e-6), rel=1e-5)
+    overshoot = np.stack([np.full((4, 4, 1), 1.5, np.float32), np.full((4, 4, 1), 0.9, np.float32)])
+    values = keras.ops.convert_to_numpy(training.psnr(np.ones_like(overshoot), overshoot))
+    np.testing.assert_allclose(values, [100, 20], rtol=1e-5)  # 1.5 clipped to 1: exact (floor 1e-10)
+
+
+@pytest.mark.parametrize("total, warmup", [(1000, 100), (20000, 500)])
+def test_the_cosine_schedule_warms_up_then_decays_to_a_hundredth(total, warmup):
+    """--schedule cosine: the rate rises linearly over a tenth of the steps (at most 500) to --lr,
+    then falls along a cosine to 1 % of it at the last step."""
+    config = training.parse_config(["--new", "--lr", "1e-3", "--precision", "float32"])
+    net = training.compiled(lambda: model.build_model(**TINY), config, total)
+    schedule = keras.optimizers.schedules.deserialize(net.optimizer.get_config()["learning_rate"])
+    rate = {step: float(schedule(step)) for step in (0, warmup // 2, warmup, (total + warmup) // 2, total)}
+    expected = {0: 0, warmup // 2: 5e-4, warmup: 1e-3, (total + warmup) // 2: 1e-3 * (0.01 + 0.99 / 2), total: 1e-5}
+    assert rate == pytest.approx(expected, rel=1e-3, abs=1e-9)
+
+
+def test_compressed_validation_holds_h264_tiles_and_jpeg_validation_none(monkeypatch):
+    asked = []
+    monkeypatch.setattr(training, "compressed_validation", lambda x, crfs, qualities: asked.append(crfs) or x)
+    monkeypatch.setattr(training, "h264_versions", lambda x: None)
+    for degradation in ("compressed", "jpeg"):
+        training.training_data(training.parse_config(["--degradation", degradation]))
+    assert asked == [dp.VALIDATION_CRFS, ()]
+
+
+def test_a_failed_save_leaves_the_model_as_it_was(tmp_path, monkeypatch):
+    path = tmp_path / "m.h5"
+    net = model.build_model(**TINY)
+    training.save_model(net, path)
+    before = path.read_bytes()
+
+    def save_half(self, filepath, **options):
+        Path(filepath).write_bytes(b"half a model")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(keras.Model, "save", save_half)
+    with pytest.raises(dp.DataError, match="m.h5: cannot write \\(disk full\\)"):
+        training.save_model(scrambled(net), path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.h5"]
+
+
+def test_ctrl_c_says_how_to_resume_and_exits_130(monkeypatch, capsys):
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "run", interrupted)
+    code, err = run_main(training.main, [], capsys)
+    assert code == 130
+    assert err.strip().splitlines()[-1] == "interrupted: run the same command again to resume from the last backup"
