@@ -69,8 +69,9 @@ def tiny_dataset(tmp_path):
     return write_tiny_dataset(tmp_path / "tiny.npz")
 
 
-def make_video(path, width, height, frames, audio=False, codec="libx264", sar="1/1", audio_codec="aac"):
-    """A generated test video (ffmpeg's test pattern), optionally with a sine sound track."""
+def make_video(path, width, height, frames, audio=False, codec="libx264", sar="1/1", audio_codec="aac", times=None):
+    """A generated test video (ffmpeg's test pattern), optionally with a sine sound track; `times`:
+    an ffmpeg setpts expression for the frames' time stamps (a variable frame rate)."""
     command = [
         imageio_ffmpeg.get_ffmpeg_exe(),
         "-y",
@@ -79,7 +80,7 @@ def make_video(path, width, height, frames, audio=False, codec="libx264", sar="1
         "-f",
         "lavfi",
         "-i",
-        f"testsrc=size={width}x{height}:rate=10,setsar={sar}",
+        f"testsrc=size={width}x{height}:rate=10,setsar={sar}" + (f",setpts={times}" if times else ""),
     ]
     if audio:
         command += ["-f", "lavfi", "-i", "sine=frequency=440", "-c:a", audio_codec]

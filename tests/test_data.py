@@ -11,7 +11,6 @@ test_cli_resize_mode_and_test_fraction, test_read_video_streams_frames; the bund
 
 import io
 import struct
-import subprocess
 import sys
 import types
 import zlib
@@ -265,10 +264,7 @@ def test_read_video_streams_frames(tmp_path):
 def test_a_variable_rate_video_gives_each_frame_once(tmp_path):
     """A phone's variable frame rate (here a pause of 0.7 s after the fifth frame): its 10 frames are
     read as 10, none doubled to fill the pause (ffmpeg's default for raw output would give 20)."""
-    video = tmp_path / "vfr.mp4"
-    pause = r"setpts=(N+gt(N\,4)*7)/10/TB"
-    subprocess.run(dp.ffmpeg("-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-frames:v",
-                             10, "-vf", pause, "-fps_mode", "vfr", "-c:v", "libx264", video), check=True)  # fmt: skip
+    video = make_video(tmp_path / "vfr.mp4", 64, 48, frames=10, times=r"(N+gt(N\,4)*7)/10/TB")
     assert sum(1 for _ in dp.read_video(video)) == 10
 
 
